@@ -1,0 +1,25 @@
+"""Models: the registry, and ``load_model`` which applies a spec's preprocessing overrides."""
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from ._registry import ModelInfo, available_models, create_model, register_model, register_source
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch.nn as nn
+
+    from ..config import ModelSpec
+
+__all__ = ["ModelInfo", "available_models", "create_model", "load_model", "register_model", "register_source"]
+
+
+def load_model(spec: "ModelSpec") -> "tuple[nn.Module, ModelInfo]":
+    """Build the model a spec names (frozen, eval mode) with its ModelInfo, overrides applied."""
+    module, info = create_model(spec)
+    overrides = {
+        k: tuple(v) if isinstance(v, list) else v
+        for k in ("input_size", "mean", "std", "value_range")
+        if (v := getattr(spec, k)) is not None
+    }
+    return module, dataclasses.replace(info, **overrides) if overrides else info
