@@ -1,0 +1,136 @@
+"""Image parameterizations: the tensors the optimizer changes, and how they become an image.
+
+A parameterization is an ``ImageParam``: ``.params`` for the optimizer, calling it
+returns a (B, 3, H, W) image in [0, 1], ``.blur_(sigma)`` smooths it in place.
+Constants follow Lucid (``lucid/optvis/param/spatial.py`` and ``color.py``).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .config import ParamSpec
+
+# Square root of the ImageNet colour covariance (Lucid's color_correlation_svd_sqrt).
+_COLOR_CORRELATION_SVD_SQRT = torch.tensor(
+    [[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], dtype=torch.float32
+)
+_MAX_NORM_SVD_SQRT = float(_COLOR_CORRELATION_SVD_SQRT.norm(dim=0).max())
+COLOR_CORRELATION_NORMALIZED = _COLOR_CORRELATION_SVD_SQRT / _MAX_NORM_SVD_SQRT
+COLOR_MEAN = (0.48, 0.46, 0.41)
+
+
+class ImageParam:
+    """Base class: ``params`` to optimize and ``__call__`` rendering them as an image in [0, 1]."""
+
+    params: list[torch.Tensor]
+
+    def __init__(self, decorrelate: bool, output: str) -> None:
+        self.decorrelate = decorrelate
+        self.output = output
+
+    def raw(self) -> torch.Tensor:
+        """The (B, 3, H, W) image before colour decorrelation and the output nonlinearity."""
+        raise NotImplementedError
+
+    def __call__(self) -> torch.Tensor:
+        return to_valid_rgb(self.raw(), decorrelate=self.decorrelate, output=self.output)
+
+    def blur_(self, sigma: float) -> None:
+        """Gaussian-blur the image in place (a frequency penalty applied every N steps)."""
+        raise NotImplementedError
+
+
+def to_valid_rgb(t: torch.Tensor, *, decorrelate: bool, output: str) -> torch.Tensor:
+    """Map raw parameters to RGB in [0, 1]: optional colour decorrelation, then sigmoid or clamp."""
+    if decorrelate:
+        c = COLOR_CORRELATION_NORMALIZED.to(t.device, t.dtype)
+        t = torch.einsum("bchw,dc->bdhw", t, c)
+    if output == "sigmoid":
+        return torch.sigmoid(t)
+    mean = torch.tensor(COLOR_MEAN if decorrelate else (0.5, 0.5, 0.5), device=t.device, dtype=t.dtype)
+    t = t + mean.view(1, 3, 1, 1)
+    # Straight-through clamp: values stay in range, gradients still flow at the bounds (Lucid's
+    # constrain_L_inf plays the same role), so saturated pixels can come back.
+    return t + (t.clamp(0, 1) - t).detach()
+
+
+def rfft2d_freqs(h: int, w: int) -> torch.Tensor:
+    """Frequency magnitude of each rfft2 coefficient for an h x w image, shape (h, w//2+1)."""
+    fy = torch.fft.fftfreq(h)[:, None]
+    fx = torch.fft.rfftfreq(w)[None, :]
+    return torch.sqrt(fx * fx + fy * fy)
+
+
+class PixelImage(ImageParam):
+    """Raw pixels (in the decorrelated space when ``decorrelate``)."""
+
+    def __init__(self, batch: int, size: int, *, sd: float, decorrelate: bool, output: str,
+                 generator: torch.Generator, device: torch.device) -> None:
+        super().__init__(decorrelate, output)
+        init = torch.randn((batch, 3, size, size), generator=generator) * sd
+        self.pixels = init.to(device).requires_grad_(True)
+        self.params = [self.pixels]
+
+    def raw(self) -> torch.Tensor:
+        return self.pixels
+
+    @torch.no_grad()
+    def blur_(self, sigma: float) -> None:
+        self.pixels.copy_(gaussian_blur(self.pixels, sigma))
+
+
+class FFTImage(ImageParam):
+    """Fourier coefficients scaled by 1/f**decay_power: gradient steps favour low frequencies."""
+
+    def __init__(self, batch: int, size: int, *, sd: float, decay_power: float, decorrelate: bool,
+                 output: str, generator: torch.Generator, device: torch.device) -> None:
+        super().__init__(decorrelate, output)
+        self.size = size
+        freqs = rfft2d_freqs(size, size)
+        self.freqs = freqs.to(device)
+        scale = 1.0 / torch.clamp(freqs, min=1.0 / size) ** decay_power
+        self.scale = scale.to(device)
+        init = torch.randn((batch, 3, *freqs.shape, 2), generator=generator) * sd
+        self.spectrum = init.to(device).requires_grad_(True)
+        self.params = [self.spectrum]
+
+    def raw(self) -> torch.Tensor:
+        spectrum = torch.view_as_complex(self.spectrum) * self.scale
+        image = torch.fft.irfft2(spectrum, s=(self.size, self.size), norm="ortho")
+        return image / 4.0  # Lucid's constant: keeps the initial image away from saturation
+
+    @torch.no_grad()
+    def blur_(self, sigma: float) -> None:
+        # A Gaussian blur is a product with exp(-2 pi^2 sigma^2 f^2) in the Fourier domain.
+        gain = torch.exp(-2 * math.pi**2 * sigma**2 * self.freqs**2)
+        self.spectrum.mul_(gain[..., None])
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of a (B, C, H, W) tensor with reflect padding."""
+    radius = max(1, int(math.ceil(3 * sigma)))
+    coords = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    kernel = torch.exp(-(coords**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    c = x.shape[1]
+    x = F.pad(x, (radius, radius, radius, radius), mode="reflect")
+    x = F.conv2d(x, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(x, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def make_param(spec: ParamSpec, batch: int, generator: torch.Generator, device: torch.device) -> ImageParam:
+    """Build the parameterization a spec names, with its random init drawn from ``generator``."""
+    common = dict(sd=spec.sd, decorrelate=spec.decorrelate, output=spec.output, generator=generator, device=device)
+    if spec.type == "fft":
+        return FFTImage(batch, spec.size, decay_power=spec.decay_power, **common)
+    return PixelImage(batch, spec.size, **common)
+
+
+def describe_param(spec: ParamSpec) -> str:
+    """A one-line description of the parameterization for metadata."""
+    kind = f"fft(decay_power={spec.decay_power})" if spec.type == "fft" else "pixel"
+    colour = "decorrelated colour" if spec.decorrelate else "rgb"
+    return f"{kind}, {colour}, {spec.output}, {spec.size}px, sd={spec.sd}"

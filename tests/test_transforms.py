@@ -1,0 +1,94 @@
+"""Transforms: seeded determinism, Lucid-compatible geometry, one fused resampling."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from featviz_cli.config import standard_transforms
+from featviz_cli.transforms import Jitter, Pad, Rotate, Scale, compose, final_size, from_spec
+
+
+def _gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _img(b: int = 2, n: int = 16) -> torch.Tensor:
+    return torch.rand(b, 3, n, n, generator=_gen(9))
+
+
+def test_standard_set_matches_lucid_sizes() -> None:
+    ts = [from_spec(t) for t in standard_transforms()]
+    assert ts[0] == Pad(12, "constant", 0.5)
+    assert isinstance(ts[1], Jitter) and ts[1].pixels == 8
+    assert isinstance(ts[2], Scale) and min(ts[2].factors) == 0.9 and max(ts[2].factors) == 1.1
+    assert isinstance(ts[3], Rotate) and ts[3].degrees.count(0.0) == 6
+    assert final_size(ts, 128) == 128 + 24 - 8 - 4
+
+
+def test_same_generator_state_same_output() -> None:
+    f = compose([from_spec(t) for t in standard_transforms()], out_size=32)
+    x = _img()
+    assert torch.equal(f(x, _gen(5)), f(x, _gen(5)))
+    assert not torch.equal(f(x, _gen(5)), f(x, _gen(6)))
+
+
+def test_each_image_gets_its_own_draw() -> None:
+    f = compose([Jitter(6), Rotate(tuple(range(-30, 31)))])
+    x = _img(1).repeat(8, 1, 1, 1)
+    y = f(x, _gen(1))
+    assert len({tuple(v.flatten()[:50].tolist()) for v in y}) > 1
+
+
+def test_pad_constant_fill_and_size() -> None:
+    y = compose([Pad(3, "constant", 0.5)])(_img(1, 8), _gen())
+    assert y.shape[-1] == 14
+    assert torch.allclose(y[..., 0, :], torch.full_like(y[..., 0, :], 0.5))
+    assert torch.allclose(y[..., 3:11, 3:11], _img(1, 8), atol=1e-6)
+
+
+def test_jitter_is_an_exact_integer_crop() -> None:
+    x = _img(1, 12)
+    y = compose([Jitter(4)])(x, _gen(2))
+    assert y.shape[-1] == 8
+    crops = [x[..., i:i + 8, j:j + 8] for i in range(5) for j in range(5)]
+    assert any(torch.allclose(y, c, atol=1e-5) for c in crops)
+
+
+def test_identity_scale_and_rotation_keep_the_image() -> None:
+    x = _img(1, 10)
+    y = compose([Scale((1.0,)), Rotate((0.0,))])(x, _gen())
+    assert torch.allclose(y, x, atol=1e-5)
+
+
+def test_rotate_by_90_matches_rot90() -> None:
+    x = _img(1, 9)
+    y = compose([Rotate((90.0,))])(x, _gen())
+    assert any(torch.allclose(y, torch.rot90(x, k, dims=(2, 3)), atol=1e-5) for k in (1, 3))
+
+
+def test_resize_fused_matches_bilinear_interpolate() -> None:
+    x = _img(1, 8)
+    y = compose([Scale((1.0,))], out_size=16)(x, _gen())
+    ref = F.interpolate(x, size=(16, 16), mode="bilinear", align_corners=False)
+    assert torch.allclose(y, ref, atol=1e-5)
+
+
+def test_no_transforms_still_resizes() -> None:
+    y = compose([], out_size=20)(_img(1, 8), _gen())
+    assert y.shape[-1] == 20
+
+
+def test_pixel_callable_in_the_chain() -> None:
+    def invert(x: torch.Tensor, _g: torch.Generator) -> torch.Tensor:
+        return 1 - x
+
+    x = _img(1, 8)
+    y = compose([Pad(1), invert, Pad(1)])(x, _gen())
+    assert y.shape[-1] == 12
+    assert torch.allclose(y[..., 2:10, 2:10], 1 - x, atol=1e-5)
+
+
+def test_gradient_flows_through() -> None:
+    x = _img(1, 16).requires_grad_(True)
+    compose([from_spec(t) for t in standard_transforms()], out_size=24)(x, _gen()).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
