@@ -1,0 +1,109 @@
+"""The Python API: render a spec (a Spec, a dict or a YAML path) and optionally save it.
+
+``render`` returns images and figures without writing anything; ``render_to_dir``
+also writes PNGs, the grid and ``meta.json`` (last, so its presence means complete).
+"""
+from __future__ import annotations
+
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import Spec, load_spec, parse_spec, spec_to_dict
+from .engine import Progress, RenderResult
+from .engine import render as _render_spec
+
+
+def as_spec(spec: Spec | dict | str | Path) -> Spec:
+    """Accept a ``Spec``, a plain dict, or the path of a YAML file."""
+    if isinstance(spec, Spec):
+        return spec
+    if isinstance(spec, dict):
+        return parse_spec(spec)
+    return load_spec(spec)
+
+
+def render(spec: Spec | dict | str | Path, **kwargs: Any) -> RenderResult:
+    """Render a spec and return a ``RenderResult`` (images in [0, 1], labels, values); writes no file."""
+    return _render_spec(as_spec(spec), **kwargs)
+
+
+def versions() -> dict[str, str]:
+    """Versions of featviz and the libraries that shape its results."""
+    import numpy
+    import PIL
+    import torch
+    import torchvision
+
+    return {
+        "featviz": __version__,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": numpy.__version__,
+        "pillow": PIL.__version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+    }
+
+
+def result_meta(result: RenderResult) -> dict[str, Any]:
+    """The JSON metadata of a render (``files`` is added when the files are written)."""
+    info = result.model_info
+    spec = result.spec
+    return {
+        "featviz": __version__,
+        "name": spec.name if spec else None,
+        "model": {
+            "name": info.name,
+            "weights": info.weights,
+            "source": info.source,
+            "input_size": info.input_size,
+            "mean": list(info.mean),
+            "std": list(info.std),
+            "value_range": list(info.value_range),
+        },
+        "layers": result.layers,
+        "objective": result.description,
+        "images": [
+            {"index": i, "label": label, "objective": value}
+            for i, (label, value) in enumerate(zip(result.labels, result.values))
+        ],
+        "seed": result.seed,
+        "device": result.device,
+        "precision": result.precision,
+        "steps": result.steps,
+        "loss_curve": [round(v, 6) for v in result.curve],
+        "timings": result.timings,
+        "versions": versions(),
+        "spec": spec_to_dict(spec) if spec else None,
+    }
+
+
+def render_to_dir(
+    spec: Spec | dict | str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    progress: Progress | None = None,
+) -> tuple[RenderResult, dict[str, Any]]:
+    """Render a spec and write its outputs; returns the result and the written files' records."""
+    from .outputs import prepare_output_dir, write_render
+
+    spec = as_spec(spec)
+    out = prepare_output_dir(Path(out_dir or spec.output.dir))  # fail before the long work
+    result = _render_spec(spec, progress=progress)
+    meta = result_meta(result)
+    meta["output_dir"] = str(out)
+    files = write_render(
+        out,
+        result.images.permute(0, 2, 3, 1).numpy(),
+        result.labels,
+        meta,
+        grid=spec.output.grid,
+        per_image=spec.output.images,
+        snapshots={k: v.permute(0, 2, 3, 1).numpy() for k, v in result.snapshots.items()},
+        stem_names=result.labels,
+        grid_labels=spec.output.labels,
+    )
+    return result, files

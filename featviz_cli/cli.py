@@ -1,0 +1,211 @@
+"""The ``featviz`` command line: parse, call the library, map errors to exit codes.
+
+Exit codes: 0 success; 1 failure at run time (NaN, unwritable output, unexpected
+error); 2 bad input (spec, model, layer, unit, checkpoint); 130 interrupted.
+Diagnostics go to stderr, results (paths, listings, schema) to stdout.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+from rich.console import Console
+
+from . import __version__
+from .errors import FeatvizError
+
+app = typer.Typer(
+    name="featviz",
+    help="Feature visualization by optimization for PyTorch vision models.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+_state = {"debug": False}
+
+ConfigArg = Annotated[
+    Path, typer.Argument(help="YAML experiment spec.", exists=True, dir_okay=False, readable=True)
+]
+SetOpt = Annotated[
+    Optional[list[str]], typer.Option("--set", "-s", help="Override a spec value: key.path=value (repeatable).")
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"featviz {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Feature visualization by optimization for PyTorch vision models."""
+    _state["debug"] = _state["debug"] or debug
+
+
+def _run(fn: Callable[[], Any]) -> Any:
+    """Call ``fn``; turn library errors into one line on stderr and an exit code."""
+    try:
+        return fn()
+    except FeatvizError as e:
+        if _state["debug"]:
+            raise
+        err.print(f"[bold red]Error:[/] {e}", markup=True) if sys.stderr.isatty() else print(f"Error: {e}", file=sys.stderr)
+        raise typer.Exit(e.exit_code) from None
+    except KeyboardInterrupt:
+        print("Interrupted; files already written are complete.", file=sys.stderr)
+        raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as e:  # noqa: BLE001 - the boundary: anything else is reported in one line
+        if _state["debug"]:
+            raise
+        print(f"Error: unexpected {type(e).__name__}: {e} (rerun with --debug for the traceback)", file=sys.stderr)
+        raise typer.Exit(1) from None
+
+
+def _load(config: Path, overrides: list[str] | None, **cli: Any) -> Any:
+    from .config import load_spec
+
+    return load_spec(config, overrides or [], **cli)
+
+
+@app.command()
+def render(
+    config: ConfigArg,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output directory (overrides output.dir).")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Optimization steps (overrides steps).", min=1)] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed.", min=0)] = None,
+    set_: SetOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+) -> None:
+    """Render the images a spec describes into its output directory."""
+
+    def go() -> None:
+        from .api import render_to_dir
+
+        spec = _load(config, set_, steps=steps, device=device, seed=seed)
+        if out is not None:
+            spec.output.dir = str(out)
+        with _progress(quiet) as progress:
+            result, files = render_to_dir(spec, spec.output.dir, progress=progress)
+        out_dir = Path(spec.output.dir)
+        grid = out_dir / "grid.png"
+        print(f"Rendered {len(result.labels)} image(s) in {result.timings['optimize_s']:.1f}s "
+              f"on {result.device}: {result.description}", file=sys.stderr)
+        typer.echo(str(grid if "grid.png" in files else out_dir / "meta.json"))
+
+    _run(go)
+
+
+@app.command()
+def validate(config: ConfigArg, set_: SetOpt = None) -> None:
+    """Check a spec without loading any model."""
+
+    def go() -> None:
+        spec = _load(config, set_)
+        terms = ", ".join(f"{t.type} {t.layer or 'output'}" for t in spec.objective)
+        typer.echo(f"OK: {config} (model {spec.model.name}; {terms}; {spec.steps} steps)")
+
+    _run(go)
+
+
+@app.command()
+def layers(
+    model: Annotated[str, typer.Argument(help="Model name, e.g. efficientnet_lite0 or torchvision/resnet50.")],
+    weights: Annotated[Optional[str], typer.Option(help="Weights to load (default: none; shapes do not depend on them).")] = "none",
+    checkpoint: Annotated[Optional[Path], typer.Option(help="Local checkpoint (state dict or TorchScript).")] = None,
+    python: Annotated[Optional[str], typer.Option(help="package.module:factory building your model.")] = None,
+    size: Annotated[Optional[int], typer.Option(help="Input size for the shape pass (default: the model's).", min=8)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List every addressable layer with its output shape (one forward pass)."""
+
+    def go() -> None:
+        import torch
+
+        from .config import ModelSpec
+        from .hooks import list_layers
+        from .models import load_model
+
+        spec = ModelSpec(name=model, weights=weights, checkpoint=str(checkpoint) if checkpoint else None, python=python)
+        module, info = load_model(spec)
+        n = size or info.input_size
+        rows = list_layers(module, torch.zeros(1, 3, n, n))
+        if as_json:
+            typer.echo(json.dumps([{"name": r.name, "type": r.type, "shape": r.shape} for r in rows], indent=1))
+            return
+        typer.echo(f"# {info.name}: input 3x{n}x{n}; shapes are channels x H x W (or tokens x C)")
+        width = max((len(r.name) for r in rows), default=10)
+        for r in rows:
+            shape = " x ".join(map(str, r.shape)) if r.shape else "-"
+            typer.echo(f"{r.name:<{width}}  {r.type:<22} {shape}")
+
+    _run(go)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the spec (for editor validation and completion)."""
+    from .config import json_schema
+
+    typer.echo(json.dumps(json_schema(), indent=2))
+
+
+class _progress:
+    """A rich progress bar on a terminal, plain lines otherwise, nothing with ``quiet``."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar: Any = None
+        self.last_line = time.monotonic()
+        self.last_decile = 0
+
+    def __enter__(self) -> Callable[[int, int, float], None] | None:
+        if self.quiet:
+            return None
+        if err.is_terminal:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("optimizing"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                                TextColumn("objective {task.fields[value]:.4g}"), TimeElapsedColumn(),
+                                TimeRemainingColumn(), console=err)
+            self.bar.start()
+            self.task = self.bar.add_task("opt", total=None, value=0.0)
+        return self.update
+
+    def update(self, done: int, total: int, value: float) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done, total=total, value=value)
+            return
+        now, decile = time.monotonic(), done * 10 // total
+        if done == total or now - self.last_line >= 10.0 or decile != self.last_decile:
+            self.last_line, self.last_decile = now, decile
+            print(f"step {done}/{total} objective {value:.4g}", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def main() -> None:
+    """Console-script entry point; ``--debug`` is accepted anywhere on the line."""
+    if "--debug" in sys.argv[2:]:
+        sys.argv.remove("--debug")
+        _state["debug"] = True
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,244 @@
+"""The optimization loop. No printing and no file I/O: progress goes through a callback.
+
+``render(spec)`` resolves a validated spec into its pieces (model, objective,
+parameterization, transforms) and calls ``optimize``, where they meet.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import torch
+import torch.nn as nn
+
+from . import objectives as obj
+from . import param as prm
+from . import transforms as tf
+from .config import Spec
+from .errors import OptimizationError, SpecError
+from .hooks import forward_to
+from .models import ModelInfo, load_model
+
+
+class Progress(Protocol):
+    """Called every few steps with (steps done, total steps, mean objective value)."""
+
+    def __call__(self, done: int, total: int, value: float) -> None: ...
+
+
+@dataclass
+class RenderResult:
+    """What a render produced: images in [0, 1] on the CPU, labels, figures and timings."""
+
+    images: torch.Tensor
+    labels: list[str]
+    values: list[float]
+    curve: list[float]
+    snapshots: dict[int, torch.Tensor]
+    description: str
+    layers: list[str]
+    model_info: ModelInfo
+    device: str
+    precision: str
+    steps: int
+    seed: int
+    timings: dict[str, float] = field(default_factory=dict)
+    spec: Spec | None = None
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` picks CUDA, then MPS, then CPU; an explicit device that is missing is an error."""
+    has_mps = bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps") if has_mps else torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise SpecError("device", f"{name!r} asked for, but CUDA is not available here; use 'auto' or 'cpu'.")
+        index = int(name.split(":")[1]) if ":" in name else 0
+        if index >= torch.cuda.device_count():
+            raise SpecError("device", f"{name!r}: only {torch.cuda.device_count()} CUDA device(s) here.")
+    if name == "mps" and not has_mps:
+        raise SpecError("device", "'mps' asked for, but MPS is not available here; use 'auto' or 'cpu'.")
+    return torch.device(name)
+
+
+def pick_precision(name: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for the model's forward, or None for plain fp32 (``auto``: mixed on CUDA only)."""
+    if name == "fp32" or (name == "auto" and device.type != "cuda"):
+        return None
+    if name == "bf16":
+        return torch.bfloat16
+    if name == "fp16":
+        if device.type != "cuda":
+            raise SpecError("precision", "fp16 needs a CUDA device; use fp32 or bf16 here.")
+        return torch.float16
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+class Preprocess(nn.Module):
+    """Image in [0, 1] -> the network's input: rescale to ``value_range``, then normalize."""
+
+    def __init__(self, info: ModelInfo) -> None:
+        super().__init__()
+        lo, hi = info.value_range
+        mean = torch.tensor(info.mean).view(1, 3, 1, 1)
+        std = torch.tensor(info.std).view(1, 3, 1, 1)
+        # (lo + x * (hi - lo) - mean) / std == x * a + b
+        self.register_buffer("a", (hi - lo) / std)
+        self.register_buffer("b", (lo - mean) / std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.a + self.b
+
+
+def build_transforms(spec: Spec, info: ModelInfo) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
+    """The composed transform of a spec, resizing to the model's input size when asked."""
+    items = [tf.from_spec(t) for t in spec.transforms]
+    return tf.compose(items, out_size=info.input_size if spec.resize_to_model else None)
+
+
+def render(
+    spec: Spec,
+    *,
+    model: nn.Module | None = None,
+    info: ModelInfo | None = None,
+    progress: Progress | None = None,
+    progress_every: int = 0,
+) -> RenderResult:
+    """Render the images a spec describes; a preloaded ``model``/``info`` skips loading."""
+    t0 = time.perf_counter()
+    device = pick_device(spec.device)
+    dtype = pick_precision(spec.precision, device)
+    if model is None or info is None:
+        model, info = load_model(spec.model)
+    t_load = time.perf_counter() - t0
+    objective = obj.from_spec(spec.objective, info.class_names)
+    batch = spec.param.batch or max((len(t.units) for t in spec.objective if t.units), default=1)
+    gen = torch.Generator().manual_seed(spec.seed)
+    image = prm.make_param(spec.param, batch, gen, device)
+    penalties = _penalties(spec)
+    result = optimize(
+        model, info, objective, image, build_transforms(spec, info),
+        steps=spec.steps, lr=spec.optimizer.lr, penalties=penalties, generator=gen, device=device,
+        autocast_dtype=dtype, thresholds=spec.thresholds, blur_every=spec.regularizers.blur_every,
+        blur_sigma=spec.regularizers.blur_sigma, progress=progress, progress_every=progress_every,
+    )
+    result.seed = spec.seed
+    result.spec = spec
+    result.timings["load_s"] = round(t_load, 4)
+    return result
+
+
+def _penalties(spec: Spec) -> obj.Objective | None:
+    r = spec.regularizers
+    terms = [w * o for w, o in ((r.tv, obj.total_variation()), (r.l1, obj.lp_norm(1)), (r.l2, obj.lp_norm(2))) if w]
+    return sum(terms[1:], terms[0]) if terms else None
+
+
+def optimize(
+    model: nn.Module,
+    info: ModelInfo,
+    objective: obj.Objective,
+    image: prm.ImageParam,
+    transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
+    *,
+    steps: int,
+    lr: float = 0.05,
+    penalties: obj.Objective | None = None,
+    generator: torch.Generator,
+    device: torch.device,
+    autocast_dtype: torch.dtype | None = None,
+    thresholds: list[int] | tuple[int, ...] = (),
+    blur_every: int = 0,
+    blur_sigma: float = 0.5,
+    progress: Progress | None = None,
+    progress_every: int = 0,
+) -> RenderResult:
+    """Maximize ``objective`` (minus ``penalties``) over the parameters of ``image``."""
+    model = model.to(device).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    channels_last = device.type == "cuda"
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    pre = Preprocess(info).to(device)
+    layers = [name for name in objective.layers + (penalties.layers if penalties else ()) if name != obj.IMAGE]
+    opt = torch.optim.Adam(image.params, lr=lr)
+    scaler = torch.amp.GradScaler("cuda") if autocast_dtype == torch.float16 else None
+    curve = torch.zeros(steps, device=device)
+    snapshots: dict[int, torch.Tensor] = {}
+    every = progress_every or max(1, steps // 50)
+
+    def forward(img: torch.Tensor, *, train: bool) -> dict[str, torch.Tensor]:
+        x = transform(img, generator) if train else tf.compose([], info.input_size)(img, generator)
+        x = pre(x)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        ctx = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext()
+        with ctx:
+            acts = forward_to(model, x, layers)
+        acts[obj.IMAGE] = img
+        return acts
+
+    t_start = time.perf_counter()
+    for step in range(steps):
+        opt.zero_grad(set_to_none=True)
+        img = image()
+        acts = forward(img, train=True)
+        if step == 0:
+            objective.check({k: v.shape for k, v in acts.items()})
+        values = objective(acts)
+        total = values.sum()
+        if penalties is not None:
+            total = total - penalties(acts).sum()
+        loss = -total
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        else:
+            loss.backward()
+            opt.step()
+        if blur_every and (step + 1) % blur_every == 0:
+            image.blur_(blur_sigma)
+        curve[step] = values.detach().mean()
+        done = step + 1
+        if done in thresholds:
+            with torch.no_grad():
+                snapshots[done] = image().detach().float().cpu()
+        if done % every == 0 or done == steps:
+            value = float(curve[step])
+            if value != value or value in (float("inf"), float("-inf")):
+                raise OptimizationError(
+                    f"the objective became {value} at step {done}; lower optimizer.lr (now {lr}) "
+                    "or use param.output: sigmoid."
+                )
+            if progress is not None:
+                progress(done, steps, value)
+    t_opt = time.perf_counter() - t_start
+
+    with torch.no_grad():
+        final = image().detach()
+        if not torch.isfinite(final).all():
+            raise OptimizationError("the image became NaN/inf; lower optimizer.lr or use param.output: sigmoid.")
+        final_values = objective(forward(final, train=False)).float().cpu()
+    batch = final.shape[0]
+    return RenderResult(
+        images=final.float().cpu(),
+        labels=[objective.label(b) or f"image {b}" for b in range(batch)],
+        values=[float(v) for v in final_values],
+        curve=[float(v) for v in curve.cpu()],
+        snapshots=snapshots,
+        description=objective.description,
+        layers=list(objective.layers),
+        model_info=info,
+        device=str(device),
+        precision=str(autocast_dtype).replace("torch.", "") if autocast_dtype else "fp32",
+        steps=steps,
+        seed=0,
+        timings={"optimize_s": round(t_opt, 4), "step_ms": round(1000 * t_opt / steps, 3)},
+    )
