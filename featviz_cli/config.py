@@ -134,7 +134,7 @@ class OptimizerSpec:
     """The optimizer."""
 
     type: Literal["adam"] = _f("adam", help="Optimizer (Adam, as Lucid).")
-    lr: float = _f(0.05, help="Learning rate.", gt=0)
+    lr: float = _f(0.05, help="Learning rate.", gt=0, le=1e6)
 
 
 @dataclass
