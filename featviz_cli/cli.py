@@ -14,6 +14,7 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from . import __version__
 from .errors import FeatvizError
@@ -50,7 +51,7 @@ def main_options(
     ] = False,
 ) -> None:
     """Feature visualization by optimization for PyTorch vision models."""
-    _state["debug"] = _state["debug"] or debug
+    _state["debug"] = debug
 
 
 def _run(fn: Callable[[], Any]) -> Any:
@@ -60,7 +61,10 @@ def _run(fn: Callable[[], Any]) -> Any:
     except FeatvizError as e:
         if _state["debug"]:
             raise
-        err.print(f"[bold red]Error:[/] {e}", markup=True) if sys.stderr.isatty() else print(f"Error: {e}", file=sys.stderr)
+        if err.is_terminal:
+            err.print(f"[bold red]Error:[/] {escape(str(e))}")
+        else:
+            print(f"Error: {e}", file=sys.stderr)
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:
         print("Interrupted; files already written are complete.", file=sys.stderr)
@@ -202,8 +206,7 @@ class _progress:
 def main() -> None:
     """Console-script entry point; ``--debug`` is accepted anywhere on the line."""
     if "--debug" in sys.argv[2:]:
-        sys.argv.remove("--debug")
-        _state["debug"] = True
+        sys.argv[1:] = ["--debug"] + [a for a in sys.argv[1:] if a != "--debug"]
     app()
 
 

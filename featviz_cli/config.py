@@ -174,6 +174,30 @@ class Spec:
 # ---------------------------------------------------------------- loading
 
 
+def _loader() -> Any:
+    """A SafeLoader that also reads YAML 1.2 floats such as ``1e-3`` (YAML 1.1 reads them as strings)."""
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+        list("-+0123456789"),
+    )
+    return Loader
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse YAML text safely: no object tags, YAML 1.2 floats."""
+    import yaml
+
+    return yaml.load(text, Loader=_loader())  # noqa: S506 - a SafeLoader subclass
+
+
 def load_yaml(path: str | Path) -> Any:
     """Read a YAML file safely (no object tags); errors name the file and line."""
     import yaml
@@ -186,11 +210,13 @@ def load_yaml(path: str | Path) -> Any:
     except (OSError, UnicodeDecodeError) as e:
         raise SpecError("", f"{p}: cannot read ({e.__class__.__name__}: {e}).") from None
     try:
-        return yaml.safe_load(text)
+        return parse_yaml(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        if isinstance(e, yaml.constructor.ConstructorError):
+            raise SpecError("", f"{p}:{where}: YAML tags are not allowed ({problem}); use plain values.") from None
         raise SpecError("", f"{p}:{where}: YAML syntax error: {problem}. Fix the YAML syntax there.") from None
 
 
@@ -217,32 +243,64 @@ def apply_override(data: dict, item: str) -> None:
         raise SpecError("--set", f"{item!r} is not key.path=value (e.g. --set param.size=64).")
     key, raw = item.split("=", 1)
     try:
-        value = yaml.safe_load(raw)
+        value = parse_yaml(raw)
     except yaml.YAMLError:
         raise SpecError(key, f"cannot parse --set value {raw!r} as YAML.") from None
     set_path(data, key, value)
 
 
 def set_path(data: dict, key: str, value: Any) -> None:
-    """Set ``value`` at the dotted ``key`` (list items by index: ``objective.0.unit``)."""
+    """Set ``value`` at the dotted ``key`` (list items by index: ``objective.0.unit``).
+
+    A missing top-level key starts from its default (so ``transforms.0.pixels`` edits the
+    standard list), and a single mapping counts as a list of one (``objective.0.unit``).
+    """
     parts = [p for p in key.strip().split(".") if p]
     if not parts:
         raise SpecError("--set", f"{key!r} is an empty key.")
+    defaults = _default_data()
+    top = parts[0]
+    if isinstance(defaults.get(top), list) and data.get(top, "standard") == "standard" and len(parts) > 1:
+        data[top] = defaults[top]
     node: Any = data
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
-        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+        where = ".".join(parts[: i + 1])
+        if isinstance(node, dict) and part.isdigit() and part not in node and i > 0:
+            if part != "0":
+                raise SpecError(where, f"index {part} is out of range: {'.'.join(parts[:i])} has one item.")
             if last:
-                node[int(part)] = value
+                raise SpecError(where, "cannot replace the single item by index; set its keys instead.")
+            continue  # a single mapping is item 0 of a list of one
+        if isinstance(node, list):
+            if not part.isdigit():
+                if len(node) != 1:
+                    raise SpecError(where, f"{'.'.join(parts[:i])} is a list; give an index (e.g. {'.'.join(parts[:i])}.0.{part}).")
+                node = node[0]
+            elif int(part) >= len(node):
+                raise SpecError(where, f"index {part} is out of range: {'.'.join(parts[:i])} has {len(node)} item(s).")
             else:
+                if last:
+                    node[int(part)] = value
+                    return
                 node = node[int(part)]
-        elif isinstance(node, dict):
-            if last:
-                node[part] = value
-            else:
-                node = node.setdefault(part, {})
+                continue
+        if not isinstance(node, dict):
+            raise SpecError(where, "cannot set a key inside a non-mapping value.")
+        if last:
+            node[part] = value
         else:
-            raise SpecError(".".join(parts[: i + 1]), "cannot set a key inside a non-mapping value.")
+            node = node.setdefault(part, {})
+
+
+def _default_data() -> dict[str, Any]:
+    """The defaults of every top-level spec field, as plain data."""
+    return dataclasses.asdict(Spec())
+
+
+def term_path(n_terms: int, i: int) -> str:
+    """How the spec names objective term ``i``: ``objective`` for one term, else ``objective[i]``."""
+    return "objective" if n_terms == 1 else f"objective[{i}]"
 
 
 def parse_spec(data: dict) -> Spec:
@@ -250,15 +308,22 @@ def parse_spec(data: dict) -> Spec:
     data = dict(data)
     if "objective" not in data:
         raise SpecError("objective", "missing; add e.g. 'objective: {type: channel, layer: <name>, unit: 0}'.")
-    obj = data["objective"]
-    if isinstance(obj, dict):
-        data["objective"] = [obj]
+    terms = data.pop("objective")
+    if isinstance(terms, dict):
+        terms = [terms]
+    if not isinstance(terms, list):
+        raise SpecError("objective", f"expected a list of terms (or one mapping), got {_tname(terms)}.")
+    if not terms:
+        raise SpecError("objective", "needs at least 1 item (an objective term).")
     tr = data.get("transforms", "standard")
-    if tr == "standard" or tr is None and "transforms" not in data:
+    if tr == "standard":
         data.pop("transforms", None)
     elif tr in ("none", None, False):
         data["transforms"] = []
+    elif isinstance(tr, str):
+        raise SpecError("transforms", f"{tr!r} is not 'standard', 'none' or a list of transforms.")
     spec = _build(Spec, data, "")
+    spec.objective = [_build(ObjectiveSpec, t, term_path(len(terms), i)) for i, t in enumerate(terms)]
     _check_semantics(spec)
     return spec
 
@@ -268,7 +333,7 @@ def _check_semantics(spec: Spec) -> None:
     needs_layer = {"neuron", "channel", "layer", "deepdream", "direction"}
     needs_unit = {"neuron", "channel", "logit", "probability"}
     for i, term in enumerate(spec.objective):
-        where = f"objective[{i}]" if len(spec.objective) > 1 else "objective"
+        where = term_path(len(spec.objective), i)
         if term.type in needs_layer and not term.layer:
             raise SpecError(f"{where}.layer", f"required for type '{term.type}'; run 'featviz layers MODEL' to list names.")
         if term.type in needs_unit and term.unit is None and term.units is None:
@@ -279,11 +344,12 @@ def _check_semantics(spec: Spec) -> None:
             raise SpecError(f"{where}.units", "must not be empty.")
         if term.type not in needs_unit and (term.unit is not None or term.units is not None):
             raise SpecError(f"{where}.unit", f"type '{term.type}' takes no unit; remove it.")
+        ufield = f"{where}.unit" if term.units is None else f"{where}.units"
         for u in [term.unit] if term.units is None else term.units:
             if isinstance(u, str) and term.type not in ("logit", "probability"):
-                raise SpecError(f"{where}.unit", f"must be an integer index for type '{term.type}', got {u!r}.")
+                raise SpecError(ufield, f"must be an integer index for type '{term.type}', got {u!r}.")
             if isinstance(u, int) and u < 0:
-                raise SpecError(f"{where}.unit", f"must be >= 0, got {u}.")
+                raise SpecError(ufield, f"must be >= 0, got {u}.")
         if term.type == "direction":
             given = [k for k in ("vector", "vector_file", "random_seed") if getattr(term, k) is not None]
             if len(given) != 1:
@@ -297,7 +363,7 @@ def _check_semantics(spec: Spec) -> None:
     n_units = max((len(t.units) for t in spec.objective if t.units), default=1)
     batch = spec.param.batch or n_units
     for i, term in enumerate(spec.objective):
-        where = f"objective[{i}]" if len(spec.objective) > 1 else "objective"
+        where = term_path(len(spec.objective), i)
         if term.units is not None and len(term.units) != batch:
             raise SpecError(
                 f"{where}.units",
@@ -456,7 +522,7 @@ def _describe(tp: Any) -> str:
         return "a list"
     if origin is dict or dataclasses.is_dataclass(tp):
         return "a mapping"
-    return {int: "an integer", float: "a number", str: "a string", bool: "true/false"}.get(tp, str(tp))
+    return {int: "an integer", float: "a number", str: "a string", bool: "true/false", type(None): "null"}.get(tp, str(tp))
 
 
 # ---------------------------------------------------------------- JSON Schema and dumping
@@ -473,7 +539,7 @@ def json_schema() -> dict[str, Any]:
     tr = schema["properties"]["transforms"]
     schema["properties"]["transforms"] = {
         "description": tr.get("description", ""),
-        "oneOf": [{"enum": ["standard", "none"]}, tr],
+        "oneOf": [{"enum": ["standard", "none", None, False]}, tr],
     }
     return schema
 

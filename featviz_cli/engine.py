@@ -16,9 +16,9 @@ import torch.nn as nn
 from . import objectives as obj
 from . import param as prm
 from . import transforms as tf
-from .config import Spec
+from .config import Spec, term_path
 from .errors import OptimizationError, SpecError
-from .hooks import forward_to
+from .hooks import forward_to, resolve_layer
 from .models import ModelInfo, load_model
 
 
@@ -116,6 +116,9 @@ def render(
     if model is None or info is None:
         model, info = load_model(spec.model)
     t_load = time.perf_counter() - t0
+    for i, term in enumerate(spec.objective):
+        if term.layer:
+            resolve_layer(model, term.layer, field=f"{term_path(len(spec.objective), i)}.layer")
     objective = obj.from_spec(spec.objective, info.class_names)
     batch = spec.param.batch or max((len(t.units) for t in spec.objective if t.units), default=1)
     gen = torch.Generator().manual_seed(spec.seed)

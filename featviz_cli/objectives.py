@@ -14,7 +14,7 @@ from typing import Callable, Mapping, Sequence
 
 import torch
 
-from .config import ObjectiveSpec
+from .config import ObjectiveSpec, term_path
 from .errors import LayerError, SpecError
 from .hooks import OUTPUT, channel_view
 
@@ -342,8 +342,7 @@ def from_spec(terms: Sequence[ObjectiveSpec], class_names: Sequence[str] | None 
     """Build the summed objective of a list of spec terms."""
     total: Objective | None = None
     for i, t in enumerate(terms):
-        where = f"objective[{i}]" if len(terms) > 1 else "objective"
-        obj = _term(t, class_names, where)
+        obj = _term(t, class_names, term_path(len(terms), i))
         if t.weight != 1.0:
             obj = obj * t.weight
         total = obj if total is None else total + obj

@@ -194,11 +194,6 @@ def test_config_directory_is_a_usage_error(runner: CliRunner, tmp_path: Path, mo
     assert _squash("'specs' is a directory") in _squash(result.output)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli.py:53 main_options ORs --debug into the module-level _state, so after one --debug "
-    "invocation every later app() call in the same process shows tracebacks",
-)
 def test_debug_does_not_stick(runner: CliRunner, tmp_path: Path, tiny_spec: dict) -> None:
     tiny_spec["stpes"] = 3
     spec = str(_spec_file(tmp_path, tiny_spec))
@@ -329,11 +324,6 @@ def test_unknown_layer_lists_close_names(runner: CliRunner, tmp_path: Path, tiny
     assert not (tmp_path / "out" / "meta.json").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hooks.py:32/80 resolve_layer's default field='layer' is used by capture(): an unknown layer "
-    "is reported as 'layer:' instead of the YAML field 'objective[2].layer'",
-)
 def test_unknown_layer_names_the_yaml_field(runner: CliRunner, tmp_path: Path, tiny_spec: dict) -> None:
     tiny_spec["objective"] = [
         {"type": "channel", "layer": "act2", "unit": 0},
@@ -558,11 +548,6 @@ def test_process_render(tmp_path: Path, tiny_spec: dict) -> None:
     assert (out / "meta.json").is_file() and (out / "grid.png").is_file()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli.py:204-205 main(): with --debug both before and after the command, sys.argv.remove() drops "
-    "the first (sys.argv[1]) and leaves the later one: 'No such option: --debug', exit 2",
-)
 def test_process_debug_twice(tmp_path: Path, tiny_spec: dict) -> None:
     tiny_spec["stpes"] = 3
     bad = _spec_file(tmp_path, tiny_spec)
@@ -572,11 +557,6 @@ def test_process_debug_twice(tmp_path: Path, tiny_spec: dict) -> None:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli.py:63 _run: on a terminal the message is printed as rich markup without escaping, so a "
-    "value like '[/]' in it raises rich.errors.MarkupError (traceback, exit 1) and '[b]' is swallowed",
-)
 def test_terminal_error_message_is_printed_literally(tmp_path: Path, tiny_spec: dict) -> None:
     import pty
 
