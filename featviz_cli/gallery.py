@@ -43,6 +43,9 @@ table{border-collapse:collapse;margin:.5em 0}td,th{padding:3px 10px;border-botto
 figure{display:inline-block;margin:0 10px 10px 0;text-align:center;font-size:12px;vertical-align:top}
 figure img{display:block;margin:auto}
 .strip img{width:56px;height:56px;margin-right:2px}
+.unit{display:flex;flex-wrap:wrap;gap:2em;align-items:flex-start}
+.ex img{width:96px;height:96px;object-fit:contain;background:#fff}
+h2{font-size:1.05em;margin:.2em 0}h3{font-size:.95em;margin:.6em 0 .3em;color:#555}
 .keys{color:#999;font-size:12px;margin-top:2em}
 code{font-size:12px}
 """
@@ -140,7 +143,8 @@ def _page(page: str, title: str, heading: str, nav: dict[str, tuple[str, str] | 
         if target:
             arrow = {"up": "\u2191", "prev": "\u2190", "next": "\u2192"}[rel]
             links.append(f'<a rel="{rel}" href="{_href(page, target[0])}">{arrow} {_e(target[1])}</a>')
-    home = "" if page == INDEX_FILE else f'<a href="{_href(page, INDEX_FILE)}">index</a>'
+    up = nav.get("up")
+    home = "" if page == INDEX_FILE or (up and up[0] == INDEX_FILE) else f'<a href="{_href(page, INDEX_FILE)}">index</a>'
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<meta name=\"viewport\" content=\"width=device-width\"><title>{_e(title)}</title>"
@@ -263,7 +267,7 @@ def _layer_page(page: str, rows: list[dict[str, Any]], lay: dict[str, Any], p: i
 
 def _unit_page(page: str, e: dict[str, Any], nav: dict[str, Any], examples: dict[str, Any]) -> bytes:
     title = f"{e['layer']} unit {e['label']}"
-    parts = []
+    parts: list[str] = []
     if e["status"] == "done":
         w = int(e.get("width") or 128)
         scale = max(1, 320 // w)
@@ -274,13 +278,14 @@ def _unit_page(page: str, e: dict[str, Any], nav: dict[str, Any], examples: dict
             step = rel.rsplit("_step", 1)[-1].split(".")[0].lstrip("0") or "0"
             figs.append(f'<figure><img{cls} src="{_href(page, rel)}" width="{w * scale // 2}" '
                         f'height="{w * scale // 2}" alt="step {step}"><figcaption>step {_e(step)}</figcaption></figure>')
-        parts.append("<div>" + "".join(figs) + "</div>")
+        left = "<div>" + "".join(figs) + "</div>"
     else:
-        parts.append(f"<p>This unit is {_e(e['status'])}: not rendered yet. Rerun the sweep to finish it.</p>")
+        left = f"<p>This unit is {_e(e['status'])}: not rendered yet. Rerun the sweep to finish it.</p>"
+    right = []
     shown = e.get("examples") or []
     if shown:
         seen = examples.get("images_seen")
-        parts.append(f"<h2>Dataset examples</h2><p>{'from ' + _e(seen) + ' images' if seen is not None else ''}</p>")
+        right.append(f"<h2>Dataset examples</h2>{'<small>from ' + _e(seen) + ' images</small>' if seen is not None else ''}")
         for kind in ("top", "bottom"):
             figs = []
             for x in (s for s in shown if s["kind"] == kind):
@@ -291,8 +296,10 @@ def _unit_page(page: str, e: dict[str, Any], nav: dict[str, Any], examples: dict
                 figs.append(f'<figure title="{_e(x.get("source") or "")}">{img}<figcaption>#{_e(x["rank"])} '
                             f'act {_e(_fmt(x.get("activation")))}<br>{_e(src)}</figcaption></figure>')
             if figs:
-                parts.append(f'<h3>{"most" if kind == "top" else "least"} activating</h3><div>{"".join(figs)}</div>')
-    facts = [("layer", e["layer"]), ("unit", e["unit"]), ("label", e["label"]), ("status", e["status"]),
+                right.append(f'<h3>{"most" if kind == "top" else "least"} activating</h3><div>{"".join(figs)}</div>')
+    parts.append(f'<div class="unit">{left}<div class="ex">{"".join(right)}</div></div>')
+    label = e["label"] if e["label"] != str(e["unit"]) else None
+    facts = [("layer", e["layer"]), ("unit", e["unit"]), ("label", label), ("status", e["status"]),
              ("objective", _fmt(e.get("objective"))), ("steps", e.get("steps")), ("device", e.get("device")),
              ("time per unit", f"{_fmt(e.get('time_s'))} s"), ("batch", e.get("batch")), ("shard", e.get("shard")),
              ("worker", e.get("worker")), ("finished", e.get("finished")), ("sha256", e.get("sha256"))]

@@ -34,20 +34,31 @@ def find_chromium() -> str | None:
     return None
 
 
+def _high(fds: tuple[int, int]) -> tuple[int, int]:
+    """The two fds moved to numbers >= 10, so the redirections 3<&N 4>&M cannot clash with 3 and 4."""
+    import fcntl
+
+    moved = tuple(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in fds)
+    for fd in fds:
+        os.close(fd)
+    return moved  # type: ignore[return-value]
+
+
 class Browser:
     """One headless Chromium with a fresh profile and one page (tab)."""
 
     def __init__(self, executable: str, width: int = 1280, height: int = 900) -> None:
         self.profile = tempfile.mkdtemp(prefix="featviz-chromium-")
-        to_child_r, self._w = os.pipe()
-        self._r, from_child_w = os.pipe()
-        # The shell puts our pipe ends on fds 3 and 4, where Chromium expects them.
+        self._log = open(Path(self.profile) / "stderr.log", "wb")  # noqa: SIM115 - closed in close()
+        to_child_r, self._w = _high(os.pipe())
+        self._r, from_child_w = _high(os.pipe())
+        # bash puts our pipe ends on fds 3 and 4, where Chromium expects them (dash takes one-digit fds only).
         script = f'exec "$0" "$@" 3<&{to_child_r} 4>&{from_child_w}'
         self.proc = subprocess.Popen(
-            ["/bin/sh", "-c", script, executable, *FLAGS, f"--user-data-dir={self.profile}",
+            [shutil.which("bash") or "/bin/bash", "-c", script, executable, *FLAGS, f"--user-data-dir={self.profile}",
              "--remote-debugging-pipe", "about:blank"],
             pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=self._log,
         )
         os.close(to_child_r)
         os.close(from_child_w)
@@ -69,7 +80,11 @@ class Browser:
         msg: dict[str, Any] = {"id": self._id, "method": method, "params": params or {}}
         if session:
             msg["sessionId"] = self.session
-        os.write(self._w, json.dumps(msg).encode() + b"\0")
+        try:
+            os.write(self._w, json.dumps(msg).encode() + b"\0")
+        except BrokenPipeError:
+            log = (Path(self.profile) / "stderr.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"chromium is gone: {log}") from None
         deadline = time.monotonic() + timeout
         while True:
             reply = self._next(deadline)
@@ -95,7 +110,8 @@ class Browser:
                 raise TimeoutError("no answer from chromium")
             chunk = os.read(self._r, 1 << 20)
             if not chunk:
-                raise RuntimeError("chromium exited")
+                log = (Path(self.profile) / "stderr.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"chromium exited: {log}")
             self._buf += chunk
         msg, self._buf = self._buf.split(b"\0", 1)
         return json.loads(msg)
@@ -114,6 +130,15 @@ class Browser:
         if "exceptionDetails" in res:
             raise RuntimeError(f"{expression}: {res['exceptionDetails']}")
         return res["result"].get("value")
+
+    def follow(self, selector: str) -> None:
+        """Click the first element matching ``selector`` and wait for the page it opens."""
+        self.events.clear()
+        found = self.eval(f"(e => {{ if (!e) return false; e.click(); return true; }})"
+                          f"(document.querySelector({json.dumps(selector)}))")
+        if not found:
+            raise AssertionError(f"no element {selector!r} on {self.eval('location.href')}")
+        self.wait_event("Page.loadEventFired")
 
     def press(self, key: str, code: int) -> None:
         """Press and release a key (e.g. ``ArrowRight``, 39); waits for a navigation it starts."""
@@ -147,6 +172,7 @@ class Browser:
                 os.close(fd)
             except OSError:
                 pass
+        self._log.close()
         shutil.rmtree(self.profile, ignore_errors=True)
 
     def __enter__(self) -> "Browser":
