@@ -199,7 +199,8 @@ class Spec:
 
 
 def _loader() -> Any:
-    """A SafeLoader that also reads YAML 1.2 floats such as ``1e-3`` (YAML 1.1 reads them as strings)."""
+    """A SafeLoader that also reads YAML 1.2 floats such as ``1e-3`` (YAML 1.1 reads them as strings)
+    and keeps ``16:32`` a string (YAML 1.1 reads it as a base-60 integer)."""
     import re
 
     import yaml
@@ -212,6 +213,10 @@ def _loader() -> Any:
         re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
         list("-+0123456789"),
     )
+    # YAML 1.1 reads 16:32 as the base-60 integer 992; YAML 1.2 (and a unit range) means the text.
+    sexagesimal = ("tag:yaml.org,2002:str", re.compile(r"^[0-9]+(?::[0-9]+)+$"))
+    for ch in "0123456789":
+        Loader.yaml_implicit_resolvers.setdefault(ch, []).insert(0, sexagesimal)
     return Loader
 
 

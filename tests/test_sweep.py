@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 import featviz_cli
 from featviz_cli import sweep as sw
 from featviz_cli.cli import app
-from featviz_cli.config import json_schema, parse_spec
+from featviz_cli.config import json_schema, load_spec, parse_spec
 from featviz_cli.errors import LayerError, SpecError
 from featviz_cli.outputs import png_bytes, sha256_file, to_uint8
 
@@ -102,6 +102,24 @@ def test_bad_sweep_fields_are_refused_before_loading(objective: dict, field: str
     with pytest.raises(SpecError) as err:
         parse_spec(_spec(objective=objective))
     assert err.value.field == field and text in str(err.value)
+
+
+def test_ranges_in_yaml_stay_text(tmp_path: Path, tiny_model) -> None:
+    """YAML 1.1 would read 8:12 as the base-60 integer 492."""
+    path = tmp_path / "s.yaml"
+    path.write_text("model: {name: test_tiny}\nobjective: {type: channel, layer: act2, units: 8:12}\n")
+    spec = load_spec(path)
+    assert spec.objective[0].units == "8:12"
+    model, info = tiny_model
+    assert sw.make_plan(spec, model, info).layers[0].units == (8, 9, 10, 11)
+
+
+def test_shipped_sweep_example_sweeps(tmp_path: Path) -> None:
+    path = Path(featviz_cli.__file__).parent.parent / "configs" / "sweeps" / "efficientnet_blocks.yaml"
+    tiny = ["steps=2", "param.size=16", "model.input_size=48", "objective.units=0:2", "sweep.batch=2", "device=cpu"]
+    report = sw.run_sweep(load_spec(path, tiny), tmp_path / "out")
+    assert report.total == len(report.rendered) == 4
+    assert [lay["layer"] for lay in check_complete(tmp_path / "out")["layers"]] == ["_blocks.5", "_blocks.10"]
 
 
 def test_sweep_term_rules(tiny_model) -> None:
