@@ -927,7 +927,7 @@ def rebuild(out: str | Path, *, page_size: int | None = None) -> Rebuilt:
         if record is None:
             raise OutputError(f"{out} has no {RUN_FILE}: it is not a sweep output directory; "
                               "give the --out of a 'featviz sweep' run")
-        size = page_size or int(record.get("page_size") or 64)
+        size = page_size or _last_page_size(out) or int(record.get("page_size") or 64)
         entries = collect_units(out, record)
         layers = layers_of(record)
         by_layer = {lp.layer: [e for e in entries if e["layer"] == lp.layer] for lp in layers}
@@ -965,6 +965,15 @@ def rebuild(out: str | Path, *, page_size: int | None = None) -> Rebuilt:
     return Rebuilt(out / gallery.INDEX_FILE, manifest)
 
 
+def _last_page_size(out: Path) -> int | None:
+    """The page size the last rebuild used (from ``manifest.json``), if any."""
+    try:
+        value = json.loads((out / MANIFEST_FILE).read_text(encoding="utf-8")).get("page_size")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) and value > 0 else None
+
+
 def _remove_stale(out: Path, top: str, keep: set[str]) -> None:
     """Delete files under ``out/top`` that this rebuild did not write (e.g. pages of an old page size)."""
     root = out / top
@@ -983,6 +992,10 @@ def _remove_shared_temps(out: Path, entries: list[dict[str, Any]], layers: list[
 
     for name in (RUN_FILE, MANIFEST_FILE, INDEX_FILE):
         remove_temps(out, name + ".")
+    for tmp in out.glob(".featviz-write-test.*.tmp"):  # prepare_output_dir's probe, killed midway
+        with contextlib.suppress(OSError):
+            if time.time() - tmp.stat().st_mtime > 60:
+                tmp.unlink()
     dirs = {lp.layer: out / UNITS_DIR / lp.dir for lp in layers}
     for e in entries:
         if e["status"] == "done":

@@ -159,6 +159,26 @@ def test_unit_page_shows_dataset_examples_and_the_manifest_records_them(gallerie
     assert "sweep.json" not in (out / "gallery/act2/unit_00003.html").read_text()
 
 
+def test_page_size_change_rewrites_pages_and_sheets_and_sticks(galleries: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "copy"
+    shutil.copytree(galleries["full"], out)
+
+    def pages() -> list[str]:
+        return sorted(p.name for p in (out / "gallery" / "act2").glob("page_*.html"))
+
+    def sheets() -> list[str]:
+        return sorted(p.name for p in (out / "sheets" / "act2").iterdir())
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["gallery", str(out), "--page-size", "2"]).exit_code == 0
+    assert pages() == ["page_000.html", "page_001.html", "page_002.html"] and len(sheets()) == 3
+    assert runner.invoke(app, ["gallery", str(out)]).exit_code == 0  # the last page size is kept
+    assert len(pages()) == 3
+    assert runner.invoke(app, ["gallery", str(out), "--page-size", "6"]).exit_code == 0
+    assert pages() == ["page_000.html"] and sheets() == ["sheet_000.png"]  # stale pages and sheets removed
+    check_links(out)
+
+
 def test_unreadable_examples_file_shows_no_examples(tmp_path: Path) -> None:
     (tmp_path / "examples" / "act2").mkdir(parents=True)
     (tmp_path / "examples" / "act2" / "examples.json").write_text("{not json")
