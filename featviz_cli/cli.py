@@ -181,9 +181,10 @@ class _progress:
         if self.quiet:
             return None
         if err.is_terminal:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                       TimeRemainingColumn)
 
-            self.bar = Progress(TextColumn("optimizing"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+            self.bar = Progress(TextColumn("optimizing"), BarColumn(), MofNCompleteColumn(),
                                 TextColumn("objective {task.fields[value]:.4g}"), TimeElapsedColumn(),
                                 TimeRemainingColumn(), console=err)
             self.bar.start()
