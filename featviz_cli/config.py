@@ -497,15 +497,12 @@ def _check_techniques(spec: Spec, batch: int) -> None:
         if term.type in BATCH_TERMS:
             if term.batch is not None:
                 raise SpecError(f"{where}.batch", f"'{term.type}' compares batch elements; remove 'batch'.")
-            size = term.group or batch
             if batch < 2:
                 raise SpecError(
                     f"{where}.type", f"'{term.type}' needs a batch of 2 or more images; set param.batch (e.g. 4)."
                 )
             if term.group is not None and batch % term.group:
                 raise SpecError(f"{where}.group", f"{term.group} does not divide the batch of {batch} images.")
-            if size < 2:  # pragma: no cover - group >= 2 by its limit
-                raise SpecError(f"{where}.group", "must be 2 or more.")
         elif term.group is not None:
             raise SpecError(f"{where}.group", f"only 'diversity' and 'alignment' take a group; type is '{term.type}'.")
     _check_interpolate(spec, batch)

@@ -141,6 +141,13 @@ def test_bad_interpolation_specs_name_the_field(tiny_spec: dict[str, Any], chang
     assert info.value.field == field and fix in str(info.value)
 
 
+def test_same_seed_same_frames(tiny_spec: dict[str, Any], tiny_model) -> None:
+    model, info = tiny_model
+    spec = parse_spec(_interp_spec(tiny_spec, frames=3))
+    a, b = (render(spec, model=model, info=info).images for _ in range(2))
+    assert torch.equal(a, b)
+
+
 def test_unshared_interpolation_works_with_any_param(tiny_spec: dict[str, Any]) -> None:
     data = {**_interp_spec(tiny_spec, frames=3, shared=False), "param": {"size": 16, "type": "cppn"}}
     assert render(parse_spec(data)).images.shape == (3, 3, 16, 16)

@@ -81,6 +81,14 @@ def test_maco_render_raises_the_objective(tiny_spec: dict[str, Any], tiny_model)
     assert result.techniques["samples_per_step"] == 4
 
 
+def test_same_seed_same_maco_render(tiny_spec: dict[str, Any], tiny_model) -> None:
+    model, info = tiny_model
+    data = {**tiny_spec, "param": {"type": "maco", "size": 16}, "steps": 3,
+            "transforms": [{"type": "crops", "count": 3}, {"type": "noise"}]}
+    a, b = (render(parse_spec(data), model=model, info=info).images for _ in range(2))
+    assert torch.equal(a, b)
+
+
 def test_hermitian_phase_makes_irfft2_exact() -> None:
     size = 8
     phase = hermitian_phase(torch.randn(1, 3, size, size // 2 + 1, generator=_gen()), size)
