@@ -151,6 +151,8 @@ def render(
         from .interpolate import frame_weights
 
         result.techniques["interpolation_weights_b"] = [round(w, 6) for w in frame_weights(spec.interpolate.frames)]
+        if spec.interpolate.shared:
+            result.techniques["param"] += " + low-resolution parts shared by the frames"
     return result
 
 
