@@ -76,6 +76,7 @@ def result_meta(result: RenderResult) -> dict[str, Any]:
         "steps": result.steps,
         "loss_curve": [round(v, 6) for v in result.curve],
         "timings": result.timings,
+        "techniques": result.techniques,
         "versions": versions(),
         "spec": spec_to_dict(spec) if spec else None,
     }
@@ -88,22 +89,25 @@ def render_to_dir(
     progress: Progress | None = None,
 ) -> tuple[RenderResult, dict[str, Any]]:
     """Render a spec and write its outputs; returns the result and the written files' records."""
-    from .outputs import prepare_output_dir, write_render
+    from .outputs import prepare_output_dir, write_interpolation, write_render
 
     spec = as_spec(spec)
     out = prepare_output_dir(Path(out_dir or spec.output.dir))  # fail before the long work
     result = _render_spec(spec, progress=progress)
     meta = result_meta(result)
     meta["output_dir"] = str(out)
-    files = write_render(
-        out,
-        result.images.permute(0, 2, 3, 1).numpy(),
-        result.labels,
-        meta,
+    options: dict[str, Any] = dict(
         grid=spec.output.grid,
         per_image=spec.output.images,
         snapshots={k: v.permute(0, 2, 3, 1).numpy() for k, v in result.snapshots.items()},
         stem_names=result.labels,
         grid_labels=spec.output.labels,
     )
+    images = result.images.permute(0, 2, 3, 1).numpy()
+    if spec.interpolate is not None:
+        it = spec.interpolate
+        files = write_interpolation(out, images, result.labels, meta, duration_ms=it.duration_ms,
+                                    pingpong=it.pingpong, webp=it.webp, **options)
+    else:
+        files = write_render(out, images, result.labels, meta, **options)
     return result, files

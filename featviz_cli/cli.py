@@ -205,6 +205,28 @@ def sweep(
 
 
 @app.command()
+def spectrum(
+    folder: Annotated[Path, typer.Argument(help="Folder of photos (searched recursively: JPEG, PNG, WebP, ...).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The spectrum file to write (for param.spectrum).")] = Path(
+        "spectrum.pt"
+    ),
+    size: Annotated[int, typer.Option(help="Photos are resized and centre-cropped to this size first.", min=8)] = 256,
+) -> None:
+    """Compute the mean magnitude spectrum of a folder of photos, for MACO (param.type: maco)."""
+
+    def go() -> None:
+        from .maco import compute_spectrum, save_spectrum
+
+        result = compute_spectrum(folder, size)
+        save_spectrum(result, out)
+        skipped = f", {result['skipped']} unreadable file(s) skipped" if result["skipped"] else ""
+        print(f"Spectrum of {result['images']} image(s) at {size} px{skipped}.", file=sys.stderr)
+        typer.echo(str(out))
+
+    _run(go)
+
+
+@app.command()
 def gallery(
     directory: Annotated[Path, typer.Argument(help="Output directory of a sweep.", exists=True, file_okay=False)],
     page_size: Annotated[Optional[int], typer.Option(help="Units per contact sheet and layer page.", min=1)] = None,

@@ -61,8 +61,12 @@ class ModelSpec:
 class ObjectiveSpec:
     """One term of the objective. Terms are summed, each times its ``weight``."""
 
-    type: Literal["neuron", "channel", "layer", "deepdream", "logit", "probability", "direction"] = _f(
-        "channel", help="What to maximize."
+    type: Literal[
+        "neuron", "channel", "layer", "deepdream", "logit", "probability", "direction", "diversity", "alignment"
+    ] = _f(
+        "channel",
+        help="What to maximize. diversity: push the batch's images apart (Gram matrices of 'layer'); "
+        "alignment: keep neighbouring batch elements' activations at 'layer' close (for interpolation).",
     )
     layer: str | list[str] | None = _f(
         None,
@@ -85,31 +89,79 @@ class ObjectiveSpec:
     vector_file: str | None = _f(None, help="direction: .npy or .pt file holding the vector.")
     random_seed: int | None = _f(None, help="direction: a seeded random unit-norm direction.")
     cossim_pow: float = _f(0.0, help="direction: multiply the dot product by cossim**cossim_pow (Lucid direction_neuron).", ge=0)
+    group: int | None = _f(
+        None,
+        help="diversity/alignment: apply within consecutive groups of this many batch elements "
+        "(e.g. 4 for four diverse images per unit); default: the whole batch.",
+        ge=2,
+    )
+
+
+@dataclass
+class GeneratorSpec:
+    """A generator network whose latent input is optimized (a learned image prior); its weights never change."""
+
+    latent_size: int = _f(help="Length of the latent vector the generator takes: input shape (batch, latent_size).", ge=1)
+    python: str | None = _f(None, help="'package.module:factory' returning the generator nn.Module. Runs your own code.")
+    checkpoint: str | None = _f(None, help="A TorchScript file holding the generator (instead of 'python').")
+    kwargs: dict[str, Any] = _f(factory=dict, help="Keyword arguments for the factory.")
+    output_range: list[float] = _f(
+        factory=lambda: [-1.0, 1.0], help="Value range of the generator's output images, e.g. [-1, 1] (tanh) or [0, 1]."
+    )
+    init_sd: float = _f(1.0, help="Standard deviation of the random initial latent.", ge=0)
 
 
 @dataclass
 class ParamSpec:
     """How the image is parameterized."""
 
-    type: Literal["fft", "pixel"] = _f("fft", help="fft: Fourier basis scaled by 1/f**decay_power; pixel: raw pixels.")
+    type: Literal["fft", "pixel", "cppn", "generator", "maco"] = _f(
+        "fft",
+        help="fft: Fourier basis scaled by 1/f**decay_power; pixel: raw pixels; cppn: a compositional "
+        "pattern-producing network of the pixel coordinates; generator: the latent of your generator network; "
+        "maco: Fourier phase only, magnitude fixed to a natural-image spectrum (Fel et al. 2023).",
+    )
     size: int = _f(128, help="Image height and width in pixels.", ge=8, le=4096)
     batch: int | None = _f(None, help="Images per optimization; default: number of units (or 1).", ge=1)
     decay_power: float = _f(1.0, help="fft: spectrum scale exponent (Lucid: 1.0).", ge=0)
     sd: float = _f(0.01, help="Standard deviation of the random initial parameters.", gt=0)
     decorrelate: bool = _f(True, help="Decorrelated colour space (Lucid's colour SVD).")
     output: Literal["sigmoid", "clamp"] = _f("sigmoid", help="How values are mapped into [0, 1].")
+    init_image: str | None = _f(
+        None,
+        help="fft/pixel: start from this photo (resized and centre-cropped to 'size'): the first image equals it "
+        "(DeepDream on a photo, feature accentuation).",
+    )
+    spectrum: str | None = _f(
+        None, help="maco: magnitude spectrum file written by 'featviz spectrum DIR -o spectrum.pt'; default: 1/f."
+    )
+    cppn_layers: int = _f(8, help="cppn: hidden layers (Lucid: 8).", ge=1, le=64)
+    cppn_width: int = _f(24, help="cppn: channels per hidden layer (Lucid: 24).", ge=1, le=1024)
+    generator: GeneratorSpec | None = _f(None, help="generator: the network and its latent (needed for type generator).")
 
 
 @dataclass
 class TransformSpec:
     """One transformation-robustness step applied to the image before the model, every step."""
 
-    type: Literal["pad", "jitter", "scale", "rotate"] = _f(help="Transform kind.")
+    type: Literal["pad", "jitter", "scale", "rotate", "crops", "noise"] = _f(
+        help="Transform kind. crops: MACO's random multi-crop (several crops per image and step, resized to the "
+        "model input); noise: Gaussian plus uniform noise."
+    )
     pixels: int | None = _f(None, help="pad/jitter: amount in pixels.", ge=0)
     mode: Literal["constant", "reflect", "replicate"] = _f("constant", help="pad: fill mode.")
     value: float = _f(0.5, help="pad: constant fill value.")
     factors: list[float] | None = _f(None, help="scale: factors chosen uniformly at random.")
     degrees: list[float] | None = _f(None, help="rotate: angles in degrees chosen uniformly at random.")
+    count: int | None = _f(None, help="crops: crops per image per step; the objective is averaged over them (default 32).", ge=1)
+    box: list[float] | None = _f(
+        None,
+        help="crops: crop side as a fraction of the image side, shrinking linearly from the first value at the first "
+        "step to the second at the last (default [0.5, 0.05], Xplique's MACO).",
+    )
+    std: float | None = _f(
+        None, help="noise: standard deviation on the [0, 1] image scale (default 0.04: Xplique's 0.08 on [-1, 1]).", ge=0
+    )
 
 
 def standard_transforms() -> list[TransformSpec]:
@@ -130,6 +182,7 @@ class RegularizerSpec:
     tv: float = _f(0.0, help="Weight of the total variation penalty.", ge=0)
     l1: float = _f(0.0, help="Weight of the L1 penalty on (image - 0.5).", ge=0)
     l2: float = _f(0.0, help="Weight of the L2 penalty on (image - 0.5).", ge=0)
+    init_l2: float = _f(0.0, help="Weight of the mean squared distance to param.init_image (stay near the photo).", ge=0)
     blur_every: int = _f(0, help="Blur the image parameters every N steps (0: never).", ge=0)
     blur_sigma: float = _f(0.5, help="Gaussian blur sigma in pixels.", gt=0)
 
@@ -138,7 +191,11 @@ class RegularizerSpec:
 class OptimizerSpec:
     """The optimizer."""
 
-    type: Literal["adam"] = _f("adam", help="Optimizer (Adam, as Lucid).")
+    type: Literal["adam", "sgd", "sign", "nadam"] = _f(
+        "adam",
+        help="adam (Lucid's); sgd: plain gradient steps (L2 steepest descent); sign: L-infinity steepest descent, "
+        "x -= lr * sign(gradient); nadam: Adam with Nesterov momentum (MACO: lr 1.0).",
+    )
     lr: float = _f(0.05, help="Learning rate.", gt=0, le=1e6)
 
 
@@ -171,6 +228,19 @@ class SweepSpec:
 
 
 @dataclass
+class InterpolateSpec:
+    """Interpolation between the first two objective terms: frame f of N optimizes (1 - t) * A + t * B, t = f / (N - 1)."""
+
+    frames: int = _f(8, help="Number of frames (the batch).", ge=2, le=256)
+    shared: bool = _f(
+        True, help="Frames share low-resolution image parameters (Lucid's neuron interpolation), so neighbours look alike."
+    )
+    duration_ms: int = _f(150, help="Display time of each frame in the animation, in milliseconds.", ge=10)
+    pingpong: bool = _f(True, help="The animation plays A to B and back.")
+    webp: bool = _f(True, help="Also write interpolation.webp (when this Pillow supports WebP).")
+
+
+@dataclass
 class Spec:
     """A whole single experiment."""
 
@@ -193,6 +263,15 @@ class Spec:
     output: OutputSpec = _f(factory=OutputSpec, help="Outputs.")
     sweep: SweepSpec = _f(factory=SweepSpec, help="Settings of 'featviz sweep' (ignored by 'featviz render').")
     name: str | None = _f(None, help="A name for this experiment, used in metadata.")
+    relu_redirect: int = _f(
+        16,
+        help="For this many first steps, gradients also pass through ReLU/ReLU6 modules that are off, in the "
+        "direction that turns them on (Lucid's redirected ReLU, 16 steps); 0: never.",
+        ge=0,
+    )
+    interpolate: InterpolateSpec | None = _f(
+        None, help="Render an interpolation from the first objective term to the second: frames, a strip and a GIF."
+    )
 
 
 # ---------------------------------------------------------------- loading
@@ -359,7 +438,7 @@ def parse_spec(data: dict) -> Spec:
 
 def _check_semantics(spec: Spec) -> None:
     """Cross-field rules that types alone cannot express."""
-    needs_layer = {"neuron", "channel", "layer", "deepdream", "direction"}
+    needs_layer = {"neuron", "channel", "layer", "deepdream", "direction", "diversity", "alignment"}
     needs_unit = {"neuron", "channel", "logit", "probability"}
     for i, term in enumerate(spec.objective):
         where = term_path(len(spec.objective), i)
@@ -393,8 +472,7 @@ def _check_semantics(spec: Spec) -> None:
             raise SpecError(f"{where}.vector", f"only type 'direction' takes a vector; type is '{term.type}'.")
         if term.type != "neuron" and (term.x is not None or term.y is not None):
             raise SpecError(f"{where}.x", f"only type 'neuron' takes x/y; type is '{term.type}'.")
-    n_units = max((len(t.units) for t in spec.objective if isinstance(t.units, list)), default=1)
-    batch = spec.param.batch or n_units
+    batch = batch_size(spec)
     for i, term in enumerate(spec.objective):
         where = term_path(len(spec.objective), i)
         if isinstance(term.units, list) and len(term.units) != batch:
@@ -427,6 +505,98 @@ def _check_semantics(spec: Spec) -> None:
         if not 1 <= s <= spec.steps:
             raise SpecError(f"thresholds[{i}]", f"{s} is outside 1..steps ({spec.steps}).")
     _check_device(spec.device)
+    _check_techniques(spec, batch)
+
+
+def batch_size(spec: Spec) -> int:
+    """Images per optimization: param.batch, else the interpolation's frames, else the number of units (or 1)."""
+    if spec.param.batch:
+        return spec.param.batch
+    if spec.interpolate is not None:
+        return spec.interpolate.frames
+    return max((len(t.units) for t in spec.objective if isinstance(t.units, list)), default=1)
+
+
+BATCH_TERMS = ("diversity", "alignment")
+#: Parameterizations that can start from a photo, share low-resolution parts, and be blurred.
+_PIXEL_LIKE = ("fft", "pixel")
+
+
+def _check_techniques(spec: Spec, batch: int) -> None:
+    """Rules of diversity/alignment, interpolation, the newer parameterizations, photos and crops."""
+    n = len(spec.objective)
+    for i, term in enumerate(spec.objective):
+        where = term_path(n, i)
+        if term.type in BATCH_TERMS:
+            if term.batch is not None:
+                raise SpecError(f"{where}.batch", f"'{term.type}' compares batch elements; remove 'batch'.")
+            if batch < 2:
+                raise SpecError(
+                    f"{where}.type", f"'{term.type}' needs a batch of 2 or more images; set param.batch (e.g. 4)."
+                )
+            if term.group is not None and batch % term.group:
+                raise SpecError(f"{where}.group", f"{term.group} does not divide the batch of {batch} images.")
+        elif term.group is not None:
+            raise SpecError(f"{where}.group", f"only 'diversity' and 'alignment' take a group; type is '{term.type}'.")
+    _check_interpolate(spec, batch)
+    _check_param(spec)
+    crops = [i for i, t in enumerate(spec.transforms) if t.type == "crops"]
+    if len(crops) > 1:
+        raise SpecError(f"transforms[{crops[1]}]", "only one 'crops' transform is allowed.")
+    for i, t in enumerate(spec.transforms):
+        where = f"transforms[{i}]"
+        if t.type != "crops" and (t.count is not None or t.box is not None):
+            raise SpecError(f"{where}.count", f"only 'crops' takes count/box; type is '{t.type}'.")
+        if t.type != "noise" and t.std is not None:
+            raise SpecError(f"{where}.std", f"only 'noise' takes std; type is '{t.type}'.")
+        if t.box is not None and (len(t.box) != 2 or not all(0 < b <= 1 for b in t.box)):
+            raise SpecError(f"{where}.box", "needs [start, end], fractions of the image side in (0, 1], e.g. [0.5, 0.05].")
+
+
+def _check_interpolate(spec: Spec, batch: int) -> None:
+    it = spec.interpolate
+    if it is None:
+        return
+    if spec.param.batch is not None and spec.param.batch != it.frames:
+        raise SpecError("param.batch", f"is {spec.param.batch} but interpolate.frames is {it.frames}; drop param.batch.")
+    ends = [t for t in spec.objective if t.type not in BATCH_TERMS]
+    if len(ends) < 2 or spec.objective[0].type in BATCH_TERMS or spec.objective[1].type in BATCH_TERMS:
+        raise SpecError(
+            "objective", "interpolate needs the two end points as the first two objective terms (A, then B); "
+            "diversity/alignment terms may follow."
+        )
+    for i in (0, 1):
+        t = spec.objective[i]
+        if t.units is not None or t.batch is not None:
+            raise SpecError(
+                f"objective[{i}].units" if t.units is not None else f"objective[{i}].batch",
+                "an interpolation end point is one objective for all frames; give 'unit', not 'units' or 'batch'.",
+            )
+    if it.shared and spec.param.type not in _PIXEL_LIKE:
+        raise SpecError("interpolate.shared", f"works with param.type fft or pixel, not '{spec.param.type}'; set it false.")
+
+
+def _check_param(spec: Spec) -> None:
+    p = spec.param
+    if p.init_image is not None and p.type not in _PIXEL_LIKE:
+        raise SpecError("param.init_image", f"works with param.type fft or pixel, not '{p.type}'.")
+    if spec.regularizers.init_l2 and p.init_image is None:
+        raise SpecError("regularizers.init_l2", "needs param.init_image (the photo to stay near).")
+    if spec.regularizers.blur_every and p.type not in _PIXEL_LIKE:
+        raise SpecError("regularizers.blur_every", f"blurring works with param.type fft or pixel, not '{p.type}'; set 0.")
+    if p.spectrum is not None and p.type != "maco":
+        raise SpecError("param.spectrum", f"only param.type maco takes a spectrum; type is '{p.type}'.")
+    if p.type == "generator":
+        g = p.generator
+        if g is None:
+            raise SpecError("param.generator", "required for type 'generator': {python: 'module:factory', latent_size: N}.")
+        if (g.python is None) == (g.checkpoint is None):
+            raise SpecError("param.generator.python", "give exactly one of 'python' (module:factory) or 'checkpoint' (TorchScript).")
+        r = g.output_range
+        if len(r) != 2 or r[0] >= r[1]:
+            raise SpecError("param.generator.output_range", "needs [low, high] with low < high, e.g. [-1, 1].")
+    elif p.generator is not None:
+        raise SpecError("param.generator", f"only param.type generator takes a generator; type is '{p.type}'.")
 
 
 _UNIT_RANGE = re.compile(r"^\s*(\d*)\s*:\s*(\d*)\s*(?::\s*(\d*)\s*)?$")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 import torch
 import torch.nn as nn
@@ -16,10 +16,12 @@ import torch.nn as nn
 from . import objectives as obj
 from . import param as prm
 from . import transforms as tf
-from .config import Spec, sweep_only_field, term_path
+from .config import Spec, batch_size, sweep_only_field, term_path
 from .errors import OptimizationError, SpecError
 from .hooks import forward_to, resolve_layer
 from .models import ModelInfo, load_model
+from .optimizers import make_optimizer
+from .redirect import redirected_relus
 
 
 class Progress(Protocol):
@@ -46,6 +48,7 @@ class RenderResult:
     seed: int
     timings: dict[str, float] = field(default_factory=dict)
     spec: Spec | None = None
+    techniques: dict[str, Any] = field(default_factory=dict)
 
 
 def pick_device(name: str) -> torch.device:
@@ -123,27 +126,65 @@ def render(
     for i, term in enumerate(spec.objective):
         if term.layer:
             resolve_layer(model, term.layer, field=f"{term_path(len(spec.objective), i)}.layer")
-    objective = obj.from_spec(spec.objective, info.class_names)
-    batch = spec.param.batch or max((len(t.units) for t in spec.objective if t.units), default=1)
+    batch = batch_size(spec)
+    if spec.interpolate is not None:
+        from .interpolate import interpolation_objective
+
+        objective = interpolation_objective(spec.objective, spec.interpolate.frames, info.class_names)
+    else:
+        objective = obj.from_spec(spec.objective, info.class_names)
     gen = torch.Generator().manual_seed(spec.seed)
     image = prm.make_param(spec.param, batch, gen, device)
+    if spec.interpolate is not None and spec.interpolate.shared:
+        from .interpolate import SharedLowRes
+
+        image = SharedLowRes(image, batch, spec.param.size, sd=spec.param.sd, generator=gen, device=device)
     penalties = _penalties(spec)
     result = optimize(
         model, info, objective, image, build_transforms(spec, info),
         steps=spec.steps, lr=spec.optimizer.lr, penalties=penalties, generator=gen, device=device,
         autocast_dtype=dtype, thresholds=spec.thresholds, blur_every=spec.regularizers.blur_every,
         blur_sigma=spec.regularizers.blur_sigma, progress=progress, progress_every=progress_every,
+        optimizer=spec.optimizer.type, relu_redirect=spec.relu_redirect,
     )
     result.seed = spec.seed
     result.spec = spec
     result.timings["load_s"] = round(t_load, 4)
+    result.techniques = {"param": prm.describe_param(spec.param), **result.techniques}
+    if spec.interpolate is not None:
+        from .interpolate import frame_weights
+
+        result.techniques["interpolation_weights_b"] = [round(w, 6) for w in frame_weights(spec.interpolate.frames)]
+        if spec.interpolate.shared:
+            result.techniques["param"] += " + low-resolution parts shared by the frames"
     return result
 
 
 def _penalties(spec: Spec) -> obj.Objective | None:
     r = spec.regularizers
     terms = [w * o for w, o in ((r.tv, obj.total_variation()), (r.l1, obj.lp_norm(1)), (r.l2, obj.lp_norm(2))) if w]
+    if r.init_l2 and spec.param.init_image is not None:
+        from .images import load_image
+
+        photo = load_image(spec.param.init_image, spec.param.size).unsqueeze(0)
+        terms.append(r.init_l2 * obj.distance_to(photo))
     return sum(terms[1:], terms[0]) if terms else None
+
+
+def _sample_groups(acts: dict[str, torch.Tensor], batch: int) -> list[dict[str, torch.Tensor]]:
+    """Split activations of ``n * batch`` samples (crop-major: sample k of image i at k*batch + i) into n dicts."""
+    n = max(v.shape[0] for v in acts.values()) // batch
+    if n <= 1:
+        return [acts]
+    return [{k: v[i * batch:(i + 1) * batch] if v.shape[0] == n * batch else v for k, v in acts.items()}
+            for i in range(n)]
+
+
+def _mean_over(fn: obj.Objective, groups: list[dict[str, torch.Tensor]]) -> torch.Tensor:
+    """Per-image values of ``fn``, averaged over the samples' groups."""
+    if len(groups) == 1:
+        return fn(groups[0])
+    return torch.stack([fn(g) for g in groups]).mean(0)
 
 
 def optimize(
@@ -164,8 +205,15 @@ def optimize(
     blur_sigma: float = 0.5,
     progress: Progress | None = None,
     progress_every: int = 0,
+    optimizer: str = "adam",
+    relu_redirect: int = 0,
 ) -> RenderResult:
-    """Maximize ``objective`` (minus ``penalties``) over the parameters of ``image``."""
+    """Maximize ``objective`` (minus ``penalties``) over the parameters of ``image``.
+
+    ``optimizer`` is adam, sgd, sign or nadam; for the first ``relu_redirect`` steps the
+    model's ReLU/ReLU6 modules pass redirected gradients. A transform may return several
+    samples per image (MACO's crops): the objective is then averaged over them.
+    """
     model = model.to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)
@@ -174,7 +222,9 @@ def optimize(
         model = model.to(memory_format=torch.channels_last)
     pre = Preprocess(info).to(device)
     layers = [name for name in objective.layers + (penalties.layers if penalties else ()) if name != obj.IMAGE]
-    opt = torch.optim.Adam(image.params, lr=lr)
+    opt = make_optimizer(optimizer, image.params, lr)
+    set_progress = getattr(transform, "set_progress", None)
+    redirected = 0
     scaler = torch.amp.GradScaler("cuda") if autocast_dtype == torch.float16 else None
     curve = torch.zeros(steps, device=device)
     snapshots: dict[int, torch.Tensor] = {}
@@ -194,14 +244,19 @@ def optimize(
     t_start = time.perf_counter()
     for step in range(steps):
         opt.zero_grad(set_to_none=True)
+        if set_progress is not None:
+            set_progress(step / max(1, steps - 1))
         img = image()
-        acts = forward(img, train=True)
+        with redirected_relus(model) if step < relu_redirect else contextlib.nullcontext(0) as n_redirected:
+            acts = forward(img, train=True)
+        redirected = max(redirected, n_redirected)
         if step == 0:
             objective.check({k: v.shape for k, v in acts.items()})
-        values = objective(acts)
+        groups = _sample_groups(acts, img.shape[0])
+        values = _mean_over(objective, groups)
         total = values.sum()
         if penalties is not None:
-            total = total - penalties(acts).sum()
+            total = total - _mean_over(penalties, groups).sum()
         loss = -total
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -248,4 +303,9 @@ def optimize(
         steps=steps,
         seed=0,
         timings={"optimize_s": round(t_opt, 4), "step_ms": round(1000 * t_opt / steps, 3)},
+        techniques={
+            "optimizer": optimizer,
+            "relu_redirect": {"steps": min(relu_redirect, steps), "modules": redirected},
+            "samples_per_step": len(groups),
+        },
     )

@@ -435,13 +435,15 @@ def write_render(
     snapshots: Mapping[int, Any] | None = None,
     stem_names: list[str] | None = None,
     grid_labels: bool = True,
+    extra_files: Mapping[str, dict[str, Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Write a render into ``out_dir`` and return ``{relative path: {sha256, bytes, width, height}}``.
 
     Writes per-image PNGs, ``grid.png``, one grid per snapshot step in
     ``snapshots/``, then ``meta.json`` (``meta`` plus ``"files"``) last; an old
     ``meta.json`` is removed first. ``meta`` itself is not modified.
-    ``grid_labels=False`` leaves the grid cells unlabelled.
+    ``grid_labels=False`` leaves the grid cells unlabelled. ``extra_files`` (records of files the
+    caller already wrote into ``out_dir``) are listed in ``meta.json`` too.
     """
     out_dir = prepare_output_dir(out_dir)
     arr = to_uint8(images)
@@ -460,8 +462,79 @@ def write_render(
         _make_subdir(out_dir, SNAPSHOT_DIR)
         for step in sorted(snapshots):
             _write_png(out_dir, snapshot_file_name(step), make_grid(snapshots[step], cell_labels), files)
+    files.update(extra_files or {})
     atomic_write_json(safe_join(out_dir, META_NAME), {**meta, "files": files})
     return files
+
+
+# ---------------------------------------------------------------- interpolations: strip and animations
+
+STRIP_NAME = "strip.png"
+GIF_NAME = "interpolation.gif"
+WEBP_NAME = "interpolation.webp"
+
+
+def webp_supported() -> bool:
+    """Whether this Pillow can write animated WebP."""
+    from PIL import features
+
+    return bool(features.check("webp"))
+
+
+def _animation_frames(images_uint8: np.ndarray, pingpong: bool) -> list[np.ndarray]:
+    frames = list(images_uint8)
+    return frames + frames[-2:0:-1] if pingpong and len(frames) > 2 else frames
+
+
+def gif_bytes(images: Any, *, duration_ms: int = 150, pingpong: bool = True) -> bytes:
+    """A looping animated GIF of the images, one shared 256-colour palette (no flicker), no dithering."""
+    frames = _animation_frames(to_uint8(images), pingpong)
+    palette = Image.fromarray(np.concatenate(frames, axis=1)).quantize(256, method=Image.Quantize.MEDIANCUT)
+    indexed = [Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
+    buf = io.BytesIO()
+    indexed[0].save(buf, format="GIF", save_all=True, append_images=indexed[1:], duration=duration_ms,
+                    loop=0, optimize=False, disposal=1)
+    return buf.getvalue()
+
+
+def webp_bytes(images: Any, *, duration_ms: int = 150, pingpong: bool = True, lossless: bool = True) -> bytes:
+    """A looping animated WebP of the images (lossless by default)."""
+    frames = [Image.fromarray(f) for f in _animation_frames(to_uint8(images), pingpong)]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="WEBP", save_all=True, append_images=frames[1:], duration=duration_ms, loop=0,
+                   lossless=lossless, quality=100 if lossless else 80, method=4)
+    return buf.getvalue()
+
+
+def _write_bytes(out_dir: Path, relative: str, data: bytes, files: dict[str, dict[str, Any]], w: int, h: int) -> None:
+    atomic_write_bytes(safe_join(out_dir, relative), data)
+    files[relative] = {"sha256": sha256_bytes(data), "bytes": len(data), "width": w, "height": h}
+
+
+def write_interpolation(
+    out_dir: Path,
+    images: Any,
+    labels: list[str],
+    meta: dict[str, Any],
+    *,
+    duration_ms: int = 150,
+    pingpong: bool = True,
+    webp: bool = True,
+    **render_options: Any,
+) -> dict[str, dict[str, Any]]:
+    """Write an interpolation: ``strip.png`` (the frames in one row), ``interpolation.gif`` and, when
+    asked and supported, ``interpolation.webp``; then everything :func:`write_render` writes, with
+    ``meta.json`` (listing all of them) last."""
+    out_dir = prepare_output_dir(out_dir)
+    arr = to_uint8(images)
+    _remove_stale_meta(out_dir)
+    files: dict[str, dict[str, Any]] = {}
+    _write_png(out_dir, STRIP_NAME, make_grid(arr, None, ncols=len(arr)), files)
+    h, w = int(arr.shape[1]), int(arr.shape[2])
+    _write_bytes(out_dir, GIF_NAME, gif_bytes(arr, duration_ms=duration_ms, pingpong=pingpong), files, w, h)
+    if webp and webp_supported():
+        _write_bytes(out_dir, WEBP_NAME, webp_bytes(arr, duration_ms=duration_ms, pingpong=pingpong), files, w, h)
+    return write_render(out_dir, arr, labels, meta, extra_files=files, **render_options)
 
 
 def _make_subdir(out_dir: Path, name: str) -> Path:

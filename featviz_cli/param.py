@@ -42,6 +42,10 @@ class ImageParam:
         """Gaussian-blur the image in place (a frequency penalty applied every N steps)."""
         raise NotImplementedError
 
+    def load_raw_(self, raw: torch.Tensor) -> None:
+        """Set the parameters so that ``raw()`` returns ``raw`` (B, 3, H, W) (start from a photo)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot start from an image")
+
 
 def to_valid_rgb(t: torch.Tensor, *, decorrelate: bool, output: str) -> torch.Tensor:
     """Map raw parameters to RGB in [0, 1]: optional colour decorrelation, then sigmoid or clamp."""
@@ -55,6 +59,24 @@ def to_valid_rgb(t: torch.Tensor, *, decorrelate: bool, output: str) -> torch.Te
     # Straight-through clamp: values stay in range, gradients still flow at the bounds (Lucid's
     # constrain_L_inf plays the same role), so saturated pixels can come back.
     return t + (t.clamp(0, 1) - t).detach()
+
+
+def from_valid_rgb(img: torch.Tensor, *, decorrelate: bool, output: str, eps: float = 1e-3) -> torch.Tensor:
+    """The inverse of ``to_valid_rgb``: the raw values whose image is ``img`` (B, 3, H, W) in [0, 1].
+
+    With a sigmoid output, values are first clipped to [eps, 1 - eps] (a logit of 0 or 1 is infinite),
+    so pure black and white come back as 0.001 and 0.999.
+    """
+    img = img.float()
+    if output == "sigmoid":
+        t = torch.logit(img.clamp(eps, 1 - eps))
+    else:
+        mean = torch.tensor(COLOR_MEAN if decorrelate else (0.5, 0.5, 0.5), device=img.device)
+        t = img - mean.view(1, 3, 1, 1)
+    if decorrelate:
+        inv = torch.linalg.inv(COLOR_CORRELATION_NORMALIZED.double()).float().to(img.device)
+        t = torch.einsum("bchw,dc->bdhw", t, inv)
+    return t
 
 
 def rfft2d_freqs(h: int, w: int) -> torch.Tensor:
@@ -76,6 +98,10 @@ class PixelImage(ImageParam):
 
     def raw(self) -> torch.Tensor:
         return self.pixels
+
+    @torch.no_grad()
+    def load_raw_(self, raw: torch.Tensor) -> None:
+        self.pixels.copy_(raw.expand_as(self.pixels))
 
     @torch.no_grad()
     def blur_(self, sigma: float) -> None:
@@ -103,6 +129,12 @@ class FFTImage(ImageParam):
         return image / 4.0  # Lucid's constant: keeps the initial image away from saturation
 
     @torch.no_grad()
+    def load_raw_(self, raw: torch.Tensor) -> None:
+        # The exact inverse of raw(): irfft2(rfft2(x)) == x for a real image x.
+        spectrum = torch.fft.rfft2(raw.to(self.spectrum.device).float() * 4.0, norm="ortho") / self.scale
+        self.spectrum.copy_(torch.view_as_real(spectrum).expand_as(self.spectrum))
+
+    @torch.no_grad()
     def blur_(self, sigma: float) -> None:
         # A Gaussian blur is a product with exp(-2 pi^2 sigma^2 f^2) in the Fourier domain.
         gain = torch.exp(-2 * math.pi**2 * sigma**2 * self.freqs**2)
@@ -122,15 +154,52 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def make_param(spec: ParamSpec, batch: int, generator: torch.Generator, device: torch.device) -> ImageParam:
-    """Build the parameterization a spec names, with its random init drawn from ``generator``."""
+    """Build the parameterization a spec names, with its random init drawn from ``generator``.
+
+    With ``init_image`` the parameters are then set so that the first image is the photo.
+    """
+    if spec.type == "cppn":
+        from .param_cppn import CPPNImage
+
+        return CPPNImage(batch, spec.size, layers=spec.cppn_layers, width=spec.cppn_width,
+                         generator=generator, device=device)
+    if spec.type == "generator":
+        from .param_generator import GeneratorImage, load_generator
+
+        assert spec.generator is not None, "validated specs name a generator"
+        g = spec.generator
+        return GeneratorImage(load_generator(g), batch, spec.size, latent_size=g.latent_size,
+                              output_range=(g.output_range[0], g.output_range[1]), init_sd=g.init_sd,
+                              generator=generator, device=device)
+    if spec.type == "maco":
+        from .maco import MacoImage, load_magnitude
+
+        return MacoImage(batch, spec.size, load_magnitude(spec.spectrum, spec.size), generator=generator, device=device)
     common = dict(sd=spec.sd, decorrelate=spec.decorrelate, output=spec.output, generator=generator, device=device)
+    image: ImageParam
     if spec.type == "fft":
-        return FFTImage(batch, spec.size, decay_power=spec.decay_power, **common)
-    return PixelImage(batch, spec.size, **common)
+        image = FFTImage(batch, spec.size, decay_power=spec.decay_power, **common)
+    else:
+        image = PixelImage(batch, spec.size, **common)
+    if spec.init_image is not None:
+        from .images import load_image
+
+        photo = load_image(spec.init_image, spec.size).unsqueeze(0).to(device)
+        image.load_raw_(from_valid_rgb(photo, decorrelate=spec.decorrelate, output=spec.output))
+    return image
 
 
 def describe_param(spec: ParamSpec) -> str:
     """A one-line description of the parameterization for metadata."""
+    if spec.type == "cppn":
+        return f"cppn({spec.cppn_layers} layers x {spec.cppn_width}), {spec.size}px"
+    if spec.type == "generator":
+        g = spec.generator
+        src = (g.python or g.checkpoint) if g else "?"
+        return f"generator({src}, latent {g.latent_size if g else '?'}), {spec.size}px"
+    if spec.type == "maco":
+        return f"maco(phase only, magnitude {spec.spectrum or '1/f'}), {spec.size}px"
     kind = f"fft(decay_power={spec.decay_power})" if spec.type == "fft" else "pixel"
     colour = "decorrelated colour" if spec.decorrelate else "rgb"
-    return f"{kind}, {colour}, {spec.output}, {spec.size}px, sd={spec.sd}"
+    photo = f", from {spec.init_image}" if spec.init_image else ""
+    return f"{kind}, {colour}, {spec.output}, {spec.size}px, sd={spec.sd}{photo}"

@@ -99,13 +99,65 @@ class Rotate:
         return size, _about_centre(size, lin)
 
 
-Geometric = Union[Pad, Jitter, Scale, Rotate]
+@dataclass
+class Crops:
+    """MACO's random multi-crop: ``count`` square crops of every image, each step.
+
+    Crop centres are drawn around the image centre (N(0.5, 0.15) of the side, moved so the crop
+    stays inside the image); the side is N(box, 0.05) of the image side, clipped to [0.05, 1],
+    where ``box`` shrinks linearly from ``box_start`` to ``box_end`` as ``progress`` goes 0 -> 1
+    (Xplique's MACO: 0.5 -> 0.05). The output holds ``count * B`` crops, crop-major
+    (crop k of image b at index ``k * B + b``); the engine averages the objective over them.
+    """
+
+    count: int = 32
+    box_start: float = 0.5
+    box_end: float = 0.05
+    progress: float = 0.0
+
+    def set_progress(self, progress: float) -> None:
+        """Where the optimization is, from 0 (first step) to 1 (last step): sets the mean crop size."""
+        self.progress = min(1.0, max(0.0, float(progress)))
+
+    def box(self) -> float:
+        """The mean crop side (fraction of the image side) at the current progress."""
+        return self.box_start + (self.box_end - self.box_start) * self.progress
+
+    def geometry(self, size: float, b: int, gen: torch.Generator) -> tuple[float, Matrices]:
+        n = self.count * b
+        side = (self.box() + 0.05 * torch.randn(n, generator=gen, dtype=torch.float64)).clamp(0.05, 1.0)
+        centre = 0.5 + 0.15 * torch.randn(2, n, generator=gen, dtype=torch.float64)
+        centre = torch.minimum(torch.maximum(centre, side / 2), 1 - side / 2)
+        lin = torch.zeros(n, 2, 2, dtype=torch.float64)
+        lin[:, 0, 0] = lin[:, 1, 1] = side
+        m = _translate((centre[0] - side / 2) * size, (centre[1] - side / 2) * size) @ _about_centre(0.0, lin)
+        return size, m
+
+
+@dataclass(frozen=True)
+class Noise:
+    """Add Gaussian noise N(0, std) plus uniform noise U(-std/2, std/2) (MACO's robustness noise)."""
+
+    std: float = 0.04
+
+    def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        normal = torch.randn(x.shape, generator=gen)
+        uniform = torch.rand(x.shape, generator=gen) - 0.5
+        return x + (self.std * (normal + uniform)).to(x.device, x.dtype)
+
+
+Geometric = Union[Pad, Jitter, Scale, Rotate, Crops]
 PixelFn = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 Transform = Union[Geometric, PixelFn]
 
 
-def from_spec(spec: TransformSpec) -> Geometric:
+def from_spec(spec: TransformSpec) -> Transform:
     """The transform a spec entry describes."""
+    if spec.type == "crops":
+        box = spec.box or (0.5, 0.05)
+        return Crops(spec.count or 32, float(box[0]), float(box[1]))
+    if spec.type == "noise":
+        return Noise(0.04 if spec.std is None else spec.std)
     if spec.type == "pad":
         return Pad(int(spec.pixels or 0), spec.mode, spec.value)
     if spec.type == "jitter":
@@ -140,8 +192,13 @@ def _resample(x: torch.Tensor, group: Sequence[Geometric], out_size: int | None,
     # m maps coordinates on the current canvas back to the input image, in pixels.
     m = _eye(b)
     for t in group:
-        size, step = t.geometry(size, b, gen)
+        size, step = t.geometry(size, len(m), gen)
+        if len(step) != len(m):  # several samples per image (Crops): crop-major, sample k of image i at k*B + i
+            m = m.repeat(len(step) // len(m), 1, 1)
         m = m @ step
+    if len(m) != b:
+        x = x.repeat(len(m) // b, 1, 1, 1)
+        b = len(m)
     n = max(1, int(round(size))) if out_size is None else out_size
     # Output-normalized [-1, 1] -> output pixels -> input pixels -> input-normalized [-1, 1].
     to_pixels = torch.tensor([[size / 2, 0, size / 2], [0, size / 2, size / 2], [0, 0, 1]], dtype=torch.float64)
@@ -169,6 +226,7 @@ def compose(transforms: Sequence[Transform], out_size: int | None = None) -> Cal
         else:
             stages.append(t)  # type: ignore[arg-type]
     last_geo = max((i for i, s in enumerate(stages) if isinstance(s, list)), default=-1)
+    scheduled = [t for t in transforms if hasattr(t, "set_progress")]
 
     def apply(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         for i, stage in enumerate(stages):
@@ -180,6 +238,12 @@ def compose(transforms: Sequence[Transform], out_size: int | None = None) -> Cal
             x = F.interpolate(x, size=(out_size, out_size), mode="bilinear", align_corners=False)
         return x
 
+    def set_progress(progress: float) -> None:
+        """Tell scheduled transforms (Crops) where the optimization is, 0 (first step) to 1 (last)."""
+        for t in scheduled:
+            t.set_progress(progress)
+
+    apply.set_progress = set_progress  # type: ignore[attr-defined]
     return apply
 
 
@@ -193,6 +257,11 @@ def describe(transforms: Sequence[TransformSpec]) -> str:
             parts.append(f"pad({t.pixels}, {t.mode}{'=' + str(t.value) if t.mode == 'constant' else ''})")
         elif t.type == "jitter":
             parts.append(f"jitter({t.pixels})")
+        elif t.type == "crops":
+            box = t.box or [0.5, 0.05]
+            parts.append(f"crops({t.count or 32} per image, side {box[0]}->{box[1]})")
+        elif t.type == "noise":
+            parts.append(f"noise(std {0.04 if t.std is None else t.std})")
         elif t.type == "scale":
             parts.append(f"scale({min(t.factors or [1])}..{max(t.factors or [1])})")
         else:

@@ -584,7 +584,7 @@ def test_schema_is_json_and_describes_the_spec() -> None:
     assert props["param"]["properties"]["size"]["minimum"] == 8
     assert props["param"]["properties"]["size"]["maximum"] == 4096
     assert props["optimizer"]["properties"]["lr"]["exclusiveMinimum"] == 0
-    assert props["param"]["properties"]["type"]["enum"] == ["fft", "pixel"]
+    assert props["param"]["properties"]["type"]["enum"] == ["fft", "pixel", "cppn", "generator", "maco"]
     assert {"enum": ["standard", "none", None, False]} in props["transforms"]["oneOf"]
     objective_forms = props["objective"]["oneOf"]
     assert [f["type"] for f in objective_forms] == ["object", "array"]

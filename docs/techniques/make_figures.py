@@ -1,0 +1,309 @@
+"""Renders and assembles the figures of docs/techniques.md.
+
+    python docs/techniques/make_figures.py render --device cuda --out /tmp/fig   # the renders (GPU: ~3 min)
+    python docs/techniques/make_figures.py compose --renders /tmp/fig             # the small files in docs/techniques/
+
+``render`` runs every experiment of the page with the embedded EfficientNet-Lite0 and
+saves all images (uint8) in one ``renders.npz`` plus the figures quoted in the text in
+``metrics.json``; ``compose`` turns them into the committed figures. Every spec is in
+``EXPERIMENTS`` below: the same dicts work with ``featviz_cli.render`` or as YAML.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+MODEL = {"name": "efficientnet_lite0"}
+STEPS = 256
+
+
+def _spec(objective: Any, **rest: Any) -> dict[str, Any]:
+    spec = {"model": MODEL, "objective": objective, "param": {"size": 128}, "steps": STEPS, "seed": 0,
+            "precision": "fp32"}
+    spec.update(rest)
+    return spec
+
+
+def _pair(param: dict[str, Any], optimizer: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One channel and one class, each restricted to its batch element."""
+    terms = [{"type": "channel", "layer": "_blocks.10", "unit": 4, "batch": 0},
+             {"type": "logit", "unit": "goldfish", "batch": 1}]
+    return _spec(terms, param={"size": 128, "batch": 2, **param}, optimizer=optimizer or {"type": "adam", "lr": 0.05})
+
+
+def _diverse(weight: float) -> dict[str, Any]:
+    terms = [{"type": "channel", "layer": "_blocks.10", "unit": 4}]
+    if weight:
+        terms.append({"type": "diversity", "layer": "_blocks.10", "weight": weight})
+    return _spec(terms, param={"size": 128, "batch": 4})
+
+
+def _interp(shared: bool, align: float) -> dict[str, Any]:
+    terms = [{"type": "channel", "layer": "_blocks.10", "unit": 4}, {"type": "channel", "layer": "_blocks.10", "unit": 9}]
+    if align:
+        terms.append({"type": "alignment", "layer": "_blocks.6", "weight": align})
+    return _spec(terms, interpolate={"frames": 8, "shared": shared})
+
+
+DEEP = {"type": "channel", "layer": "_blocks.14", "units": [7, 31, 64, 100]}
+MACO_TRANSFORMS = [{"type": "crops", "count": 32, "box": [0.5, 0.05]}, {"type": "noise", "std": 0.04}]
+
+EXPERIMENTS: dict[str, dict[str, Any]] = {
+    # Q3: what the decorrelated space does, at equal steps (and the sign step's high frequencies)
+    "param_pixel_rgb": _pair({"type": "pixel", "decorrelate": False}),
+    "param_pixel_decorrelated": _pair({"type": "pixel", "decorrelate": True}),
+    "param_fft_rgb": _pair({"type": "fft", "decorrelate": False}),
+    "param_fft_decorrelated": _pair({"type": "fft", "decorrelate": True}),
+    "param_pixel_sign": _pair({"type": "pixel", "decorrelate": False}, {"type": "sign", "lr": 0.01}),
+    "param_fft_sign": _pair({"type": "fft", "decorrelate": True}, {"type": "sign", "lr": 0.01}),
+    **{f"param_pixel_sgd_{lr}": _pair({"type": "pixel", "decorrelate": False}, {"type": "sgd", "lr": float(lr)})
+       for lr in (100, 1000, 10000)},
+    # Q2: basis directions (channels) against random directions of the same layer
+    "basis": _spec({"type": "channel", "layer": "_blocks.10", "units": [0, 1, 2, 3]}),
+    "random": _spec([{"type": "direction", "layer": "_blocks.10", "random_seed": s, "batch": s - 1}
+                     for s in (1, 2, 3, 4)], param={"size": 128, "batch": 4}),
+    # Q1: diverse examples are one joint optimization of a batch
+    "diversity_0": _diverse(0.0),
+    "diversity_2": _diverse(2.0),
+    "diversity_8": _diverse(8.0),
+    "diversity_32": _diverse(32.0),
+    # interpolation
+    "interp_shared_align": _interp(True, 1.0),
+    "interp_shared_align10": _interp(True, 10.0),
+    "interp_shared_align01": _interp(True, 0.1),
+    "interp_shared_align003": _interp(True, 0.03),
+    "interp_shared": _interp(True, 0.0),
+    "interp_free": _interp(False, 0.0),
+    # MACO against the FFT default on a deep layer, equal steps
+    "deep_fft": _spec(DEEP),
+    "deep_maco": _spec(DEEP, param={"type": "maco", "size": 256}, transforms=MACO_TRANSFORMS,
+                       optimizer={"type": "nadam", "lr": 1.0}),
+    "deep_maco_photos": _spec(DEEP, param={"type": "maco", "size": 256, "spectrum": "SPECTRUM"},
+                              transforms=MACO_TRANSFORMS, optimizer={"type": "nadam", "lr": 1.0}),
+    # CPPN
+    "cppn": _spec({"type": "channel", "layer": "_blocks.8", "units": [3, 17, 42, 64]},
+                  param={"type": "cppn", "size": 128}, optimizer={"type": "adam", "lr": 0.005}, steps=512),
+    "cppn_fft": _spec({"type": "channel", "layer": "_blocks.8", "units": [3, 17, 42, 64]}, steps=512),
+    # photos
+    "photo_deepdream": _spec({"type": "deepdream", "layer": "_blocks.5"},
+                             param={"size": 128, "init_image": "tests/data/chelsea.jpg"},
+                             transforms=[{"type": "jitter", "pixels": 4}], steps=64),
+    "photo_accent_free": _spec({"type": "logit", "unit": "goldfish"},
+                               param={"size": 128, "init_image": "tests/data/coffee.jpg"}, steps=128),
+    "photo_accent_held": _spec({"type": "logit", "unit": "goldfish"},
+                               param={"size": 128, "init_image": "tests/data/coffee.jpg"},
+                               regularizers={"init_l2": 20.0}, steps=128),
+    **{f"photo_accent_l2_{w}": _spec({"type": "logit", "unit": "goldfish"},
+                                     param={"size": 128, "init_image": "tests/data/coffee.jpg"},
+                                     regularizers={"init_l2": float(w)}, steps=128) for w in (200, 1000, 5000)},
+    # redirected ReLU: a ReLU6 output layer whose channels are off for the grey start
+    "relu_off": _spec({"type": "channel", "layer": "_blocks.12._act1", "units": list(range(8))},
+                      relu_redirect=0, steps=128),
+    "relu_on": _spec({"type": "channel", "layer": "_blocks.12._act1", "units": list(range(8))},
+                     relu_redirect=16, steps=128),
+}
+
+
+def high_frequency_share(images: np.ndarray, size: int = 128, cutoff: float = 0.25) -> list[float]:
+    """Per image: the share of spectral power (mean removed) above ``cutoff`` cycles per pixel, at ``size`` px."""
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    if x.shape[-1] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    power = torch.fft.rfft2(x - x.mean((2, 3), keepdim=True)).abs() ** 2
+    f = torch.sqrt(torch.fft.fftfreq(size)[:, None] ** 2 + torch.fft.rfftfreq(size)[None, :] ** 2)
+    return [round(float(p[:, f > cutoff].sum() / p.sum()), 4) for p in power]
+
+
+def _activations(model: Any, info: Any, images: np.ndarray, layer: str) -> Any:
+    import torch
+    import torch.nn.functional as F
+
+    from featviz_cli.engine import Preprocess
+    from featviz_cli.hooks import forward_to
+
+    device = next(model.parameters()).device
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().to(device) / 255
+    x = F.interpolate(x, size=(info.input_size, info.input_size), mode="bilinear", align_corners=False)
+    with torch.no_grad():
+        return forward_to(model, Preprocess(info).to(device)(x), [layer])[layer]
+
+
+def channel_values(model: Any, info: Any, images: np.ndarray, layer: str, unit: int) -> list[float]:
+    """The mean of channel ``unit`` at ``layer`` for each image (an objective term measured on its own)."""
+    from featviz_cli.objectives import channel
+
+    return [round(float(v), 2) for v in channel(layer, unit)({layer: _activations(model, info, images, layer)})]
+
+
+def gram_similarity(model: Any, info: Any, images: np.ndarray, layer: str) -> float:
+    """Mean pairwise cosine similarity of the images' Gram matrices at ``layer`` (what diversity lowers)."""
+    import torch
+    import torch.nn.functional as F
+
+    from featviz_cli.engine import Preprocess
+    from featviz_cli.hooks import forward_to
+    from featviz_cli.objectives import gram_cosine
+
+    device = next(model.parameters()).device
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().to(device) / 255
+    x = F.interpolate(x, size=(info.input_size, info.input_size), mode="bilinear", align_corners=False)
+    with torch.no_grad():
+        sim = gram_cosine(forward_to(model, Preprocess(info).to(device)(x), [layer])[layer]).cpu()
+    b = sim.shape[0]
+    return round(float(sim[~torch.eye(b, dtype=torch.bool)].mean()), 4)
+
+
+def render_all(device: str, out: Path, only: list[str] | None, steps: int | None = None) -> None:
+    """Run the experiments; write renders.npz and metrics.json into ``out``."""
+    import torch
+
+    from featviz_cli.config import ModelSpec, parse_spec
+    from featviz_cli.engine import render
+    from featviz_cli.maco import compute_spectrum, save_spectrum
+    from featviz_cli.models import load_model
+
+    out.mkdir(parents=True, exist_ok=True)
+    spectrum = out / "spectrum.pt"
+    save_spectrum(compute_spectrum(ROOT / "tests" / "data", 256), spectrum)
+    model, info = load_model(ModelSpec(**MODEL))
+    arrays: dict[str, np.ndarray] = {}
+    metrics: dict[str, Any] = {"device": device, "torch": torch.__version__}
+    if device.startswith("cuda"):
+        metrics["gpu"] = torch.cuda.get_device_name(0)
+    for name, data in EXPERIMENTS.items():
+        if only and name not in only:
+            continue
+        data = json.loads(json.dumps(data).replace('"SPECTRUM"', json.dumps(str(spectrum))))
+        if steps:  # a quick check of the script itself
+            data["steps"] = steps
+        spec = parse_spec({**data, "device": device})
+        t0 = time.perf_counter()
+        result = render(spec, model=model, info=info)
+        images = (result.images.clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+        arrays[name] = images
+        m = {"labels": result.labels, "values": [round(v, 4) for v in result.values],
+             "seconds": round(time.perf_counter() - t0, 2), "description": result.description,
+             "hf_share": high_frequency_share(images)}
+        if name.startswith("diversity"):
+            m["gram_similarity"] = gram_similarity(model, info, images, "_blocks.10")
+            m["channel_4"] = channel_values(model, info, images, "_blocks.10", 4)
+        if name.startswith("interp"):
+            m["channel_4"] = channel_values(model, info, images, "_blocks.10", 4)
+            m["channel_9"] = channel_values(model, info, images, "_blocks.10", 9)
+            frames = images.astype(np.float64) / 255
+            m["neighbour_distance"] = round(float(np.abs(frames[1:] - frames[:-1]).mean()), 4)
+        metrics[name] = m
+        print(name, json.dumps(m), flush=True)
+    np.savez_compressed(out / "renders.npz", **arrays)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+
+
+# ---------------------------------------------------------------- compose the committed figures
+
+
+def _row(images: np.ndarray, labels: list[str] | None, size: int) -> np.ndarray:
+    from PIL import Image
+
+    from featviz_cli.outputs import make_grid
+
+    small = np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.Resampling.LANCZOS))
+                      for im in images])
+    return make_grid(small, labels, ncols=len(small))
+
+
+def _stack(rows: list[np.ndarray]) -> np.ndarray:
+    width = max(r.shape[1] for r in rows)
+    padded = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    return np.concatenate(padded, axis=0)
+
+
+def _save(name: str, image: np.ndarray) -> None:
+    """PNG when it is small enough, else a JPEG (noisy renders compress badly as PNG)."""
+    import io
+
+    from PIL import Image
+
+    im = Image.fromarray(image)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", optimize=True)
+    if buf.tell() <= 60_000:
+        (HERE / f"{name}.png").write_bytes(buf.getvalue())
+        return
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=85, optimize=True)
+    (HERE / f"{name}.jpg").write_bytes(buf.getvalue())
+
+
+def compose(renders: list[Path], size: int = 96) -> None:
+    """Assemble the figures of the page from renders.npz files (later ones win) into docs/techniques/."""
+    from featviz_cli.outputs import gif_bytes
+
+    r: dict[str, np.ndarray] = {}
+    for folder in renders:
+        r.update(np.load(folder / "renders.npz"))
+    param_names = [("param_pixel_rgb", "pixel Adam"), ("param_pixel_sgd_100", "pixel SGD"),
+                   ("param_pixel_sign", "pixel sign"), ("param_pixel_decorrelated", "pix+dec Adam"),
+                   ("param_fft_rgb", "FFT Adam"), ("param_fft_decorrelated", "FFT+dec Adam"),
+                   ("param_fft_sign", "FFT+dec sign")]
+    rows = [_row(np.stack([r[n][k] for n, _ in param_names]), [lab for _, lab in param_names], 84) for k in (0, 1)]
+    _save("parameterizations", _stack(rows))
+    _save("directions", _stack([_row(r["basis"], [f"channel {u}" for u in range(4)], size),
+                                _row(r["random"], [f"random {s}" for s in range(1, 5)], size)]))
+    _save("diversity", _stack([_row(r[n], [f"weight {n.split('_')[1]}"] + [""] * 3, 88)
+                               for n in ("diversity_0", "diversity_8", "diversity_32")]))
+    _save("interpolation", _stack([_row(r[n], [label] + [""] * 7, 80) for n, label in
+                                   (("interp_free", "unshared"), ("interp_shared_align01", "shared+align"))]))
+    gif = gif_bytes(_small(r["interp_shared_align01"], 72), duration_ms=200, pingpong=False)
+    (HERE / "interpolation.gif").write_bytes(gif)
+    _save("maco", _stack([_row(r["deep_fft"], ["FFT"] + [""] * 3, size),
+                          _row(r["deep_maco"], ["MACO 1/f"] + [""] * 3, size),
+                          _row(r["deep_maco_photos"], ["MACO photos"] + [""] * 3, size)]))
+    _save("cppn", _stack([_row(r["cppn"], ["CPPN"] + [""] * 3, size), _row(r["cppn_fft"], ["FFT"] + [""] * 3, size)]))
+    from featviz_cli.images import load_image
+
+    def photo(path: str) -> np.ndarray:
+        return (load_image(ROOT / path, 128).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+
+    _save("photo", _row(np.stack([photo("tests/data/chelsea.jpg"), r["photo_deepdream"][0],
+                                  photo("tests/data/coffee.jpg"), r["photo_accent_free"][0],
+                                  r["photo_accent_l2_1000"][0], r["photo_accent_l2_5000"][0]]),
+                        ["photo", "deepdream", "photo", "init_l2 0", "init_l2 1000", "init_l2 5000"], size))
+    _save("relu_redirect", _stack([_row(r["relu_off"][:4], ["redirect 0"] + [""] * 3, size),
+                                   _row(r["relu_on"][:4], ["redirect 16"] + [""] * 3, size)]))
+
+
+def _small(images: np.ndarray, size: int) -> np.ndarray:
+    from PIL import Image
+
+    return np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.Resampling.LANCZOS)) for im in images])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("render")
+    r.add_argument("--device", default="auto")
+    r.add_argument("--out", type=Path, required=True)
+    r.add_argument("--only", nargs="*")
+    r.add_argument("--steps", type=int, help="Override the steps of every experiment (a quick check).")
+    c = sub.add_parser("compose")
+    c.add_argument("--renders", type=Path, nargs="+", required=True)
+    args = parser.parse_args()
+    if args.command == "render":
+        render_all(args.device, args.out, args.only, args.steps)
+    else:
+        compose(args.renders)
+
+
+if __name__ == "__main__":
+    main()

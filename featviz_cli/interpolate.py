@@ -1,0 +1,82 @@
+"""Interpolation between two objectives (Lucid's neuron interpolation).
+
+N frames are optimized together. Frame f maximizes (1 - t) * A + t * B with t = f / (N - 1).
+The frames' image parameters are each frame's own image plus low-resolution parts they
+share (the same for all frames at 1/2, 1/4, 1/8 and 1/16 of the size, and one at 1/8 that
+blends linearly across the frames), so neighbouring frames start alike and stay alike; an
+``alignment`` objective term can keep their activations close as well.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from . import objectives as obj
+from .config import ObjectiveSpec, term_path
+from .param import ImageParam, gaussian_blur, to_valid_rgb
+
+#: (frames along the batch, downscale factor) of each shared low-resolution tensor (Lucid's notebook).
+SHARED_PARTS: tuple[tuple[int, int], ...] = ((1, 2), (1, 4), (1, 8), (2, 8), (1, 16))
+
+
+def frame_weights(frames: int) -> list[float]:
+    """The weight of objective B in each frame: 0, 1/(N-1), ..., 1."""
+    return [f / (frames - 1) for f in range(frames)]
+
+
+def interpolation_objective(terms: Sequence[ObjectiveSpec], frames: int,
+                            class_names: Sequence[str] | None = None) -> obj.Objective:
+    """Blend term 0 (A) into term 1 (B) across ``frames``; further terms (e.g. alignment) are added."""
+    n = len(terms)
+    a, b = (obj.build_term(terms[i], class_names, term_path(n, i)) for i in (0, 1))
+    total = obj.blend(a, b, frame_weights(frames))
+    for i in range(2, n):
+        total = total + obj.build_term(terms[i], class_names, term_path(n, i))
+    return total
+
+
+def lowres(t: torch.Tensor, batch: int, size: int) -> torch.Tensor:
+    """Upsample a (k, 3, h, w) tensor to (batch, 3, size, size): bilinear in space, linear across the batch."""
+    t = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)
+    if t.shape[0] == batch:
+        return t
+    if t.shape[0] == 1:
+        return t.expand(batch, -1, -1, -1)
+    pos = torch.linspace(0, t.shape[0] - 1, batch, device=t.device)
+    lo = pos.floor().long().clamp(max=t.shape[0] - 2)
+    w = (pos - lo).view(-1, 1, 1, 1).to(t.dtype)
+    return (1 - w) * t[lo] + w * t[lo + 1]
+
+
+class SharedLowRes(ImageParam):
+    """``base`` (one image per frame) plus low-resolution parts shared by all frames."""
+
+    def __init__(self, base: ImageParam, batch: int, size: int, *, sd: float = 0.01,
+                 generator: torch.Generator, device: torch.device,
+                 parts: Sequence[tuple[int, int]] = SHARED_PARTS) -> None:
+        super().__init__(base.decorrelate, base.output)
+        self.base, self.batch, self.size = base, batch, size
+        self.shared = [
+            (torch.randn((k, 3, max(1, size // r), max(1, size // r)), generator=generator) * sd)
+            .to(device).requires_grad_(True)
+            for k, r in parts
+        ]
+        self.params = list(base.params) + self.shared
+
+    def raw(self) -> torch.Tensor:
+        out = self.base.raw()
+        for t in self.shared:
+            out = out + lowres(t, self.batch, self.size)
+        return out
+
+    def __call__(self) -> torch.Tensor:
+        return to_valid_rgb(self.raw(), decorrelate=self.decorrelate, output=self.output)
+
+    @torch.no_grad()
+    def blur_(self, sigma: float) -> None:
+        self.base.blur_(sigma)
+        for t in self.shared:
+            if min(t.shape[-2:]) > 3 * sigma + 1:
+                t.copy_(gaussian_blur(t, sigma))

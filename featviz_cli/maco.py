@@ -1,0 +1,162 @@
+"""MACO (Fel et al. 2023, "Unlocking Feature Visualization for Deeper Networks with MAgnitude
+Constrained Optimization"): optimize only the Fourier phase of the image; the magnitude
+spectrum stays fixed to that of natural images.
+
+- ``MacoImage``: image = standardize(irfft2(magnitude * exp(i * phase))) in the decorrelated
+  colour space, then colour recorrelation and a sigmoid (as Xplique/Horama). The phase is
+  standardized per image each step (as Xplique) and made Hermitian where the real FFT needs it
+  (columns 0 and Nyquist), so that the image's magnitude spectrum is EXACTLY the fixed one
+  (times a constant). The DC term is set to zero: the average colour is grey.
+- ``compute_spectrum``: the mean magnitude spectrum of a folder of photos, in the decorrelated
+  colour space (``featviz spectrum DIR -o spectrum.pt``); ``one_over_f`` is the built-in fallback.
+- The random multi-crop and noise transforms live in ``transforms.py`` (``Crops``, ``Noise``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .errors import SpecError
+from .param import COLOR_CORRELATION_NORMALIZED, ImageParam, rfft2d_freqs
+
+SPECTRUM_FORMAT = "featviz-spectrum-1"
+
+
+def _minus_index(t: torch.Tensor) -> torch.Tensor:
+    """``t`` along its last-but-one axis at index -r (mod n) for every r: the mirror of the FFT rows."""
+    return torch.roll(torch.flip(t, dims=[-2]), 1, dims=-2)
+
+
+def _real_fft_columns(size: int) -> list[int]:
+    """Columns of an rfft2 spectrum whose entries must be Hermitian along the rows: 0 and, for even sizes, Nyquist."""
+    w2 = size // 2 + 1
+    return [0, w2 - 1] if size % 2 == 0 else [0]
+
+
+def hermitian_phase(phase: torch.Tensor, size: int) -> torch.Tensor:
+    """Make ``phase`` (..., h, w//2+1) odd along the rows in the columns that need it: phi(-r) = -phi(r)."""
+    cols = _real_fft_columns(size)
+    odd = (phase - _minus_index(phase)) / 2
+    keep = torch.ones(phase.shape[-1], dtype=torch.bool, device=phase.device)
+    keep[cols] = False
+    return torch.where(keep, phase, odd)
+
+
+def symmetric_magnitude(magnitude: torch.Tensor, size: int) -> torch.Tensor:
+    """Make ``magnitude`` (3, h, w//2+1) even along the rows in the columns that need it, with zero DC."""
+    cols = _real_fft_columns(size)
+    even = (magnitude + _minus_index(magnitude)) / 2
+    keep = torch.ones(magnitude.shape[-1], dtype=torch.bool)
+    keep[cols] = False
+    out = torch.where(keep, magnitude, even).clone()
+    out[..., 0, 0] = 0.0
+    return out
+
+
+def one_over_f(size: int, decay_power: float = 1.0) -> torch.Tensor:
+    """The built-in magnitude: 1/f**decay_power for every colour channel (natural images are close to 1/f)."""
+    freqs = rfft2d_freqs(size, size)
+    mag = 1.0 / torch.clamp(freqs, min=1.0 / size) ** decay_power
+    return symmetric_magnitude(mag.expand(3, -1, -1).clone(), size)
+
+
+def resample_magnitude(magnitude: torch.Tensor, size: int) -> torch.Tensor:
+    """A (3, S, S//2+1) magnitude spectrum resampled to ``size``, matching frequencies in cycles per pixel."""
+    src = magnitude.shape[-2]
+    if src == size:
+        return symmetric_magnitude(magnitude.float(), size)
+    shifted = torch.fft.fftshift(magnitude.float(), dim=-2)[None]  # rows from -src/2 to src/2 - 1
+    fy = torch.fft.fftfreq(size)[:, None].expand(size, size // 2 + 1)
+    fx = torch.fft.rfftfreq(size)[None, :].expand(size, size // 2 + 1)
+    row = fy * src + src // 2
+    col = fx * src
+    grid = torch.stack([col / (magnitude.shape[-1] - 1) * 2 - 1, row / (src - 1) * 2 - 1], dim=-1)[None]
+    out = F.grid_sample(shifted, grid.float(), mode="bilinear", padding_mode="border", align_corners=True)[0]
+    return symmetric_magnitude(out, size)
+
+
+def load_magnitude(path: str | None, size: int, *, field: str = "param.spectrum") -> torch.Tensor:
+    """The magnitude for an image of ``size``: from a spectrum file, or the 1/f fallback when ``path`` is None."""
+    if path is None:
+        return one_over_f(size)
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise SpecError(field, f"{p}: no such file; make one with 'featviz spectrum DIR -o {p.name}'.")
+    try:
+        data = torch.load(p, map_location="cpu", weights_only=True)
+        mag = data["magnitude"] if isinstance(data, dict) else data
+        if not isinstance(mag, torch.Tensor) or mag.dim() != 3 or mag.shape[0] != 3 or mag.shape[-1] != mag.shape[-2] // 2 + 1:
+            raise ValueError(f"expected a (3, S, S//2+1) magnitude tensor, got {getattr(mag, 'shape', type(mag))}")
+        if not torch.isfinite(mag).all() or (mag < 0).any():
+            raise ValueError("the magnitude has negative or non-finite values")
+    except Exception as e:  # noqa: BLE001 - any reader failure is a bad input file
+        raise SpecError(field, f"{p}: not a spectrum file ({e}); make one with 'featviz spectrum DIR -o {p.name}'.") from None
+    return resample_magnitude(mag, size)
+
+
+def compute_spectrum(folder: str | Path, size: int = 256) -> dict[str, Any]:
+    """The mean magnitude spectrum of the photos under ``folder`` in the decorrelated colour space.
+
+    Each photo is resized (shorter side) and centre-cropped to ``size``; unreadable files are
+    counted and skipped. Returns ``{"format", "magnitude" (3, size, size//2+1), "size", "images", "skipped"}``.
+    """
+    from .images import list_images, load_image
+
+    inv = torch.linalg.inv(COLOR_CORRELATION_NORMALIZED.double()).float()
+    total = torch.zeros(3, size, size // 2 + 1, dtype=torch.float64)
+    count = skipped = 0
+    for f in list_images(folder):
+        try:
+            img = load_image(f, size, field="DIR")
+        except SpecError:
+            skipped += 1
+            continue
+        decorrelated = torch.einsum("chw,dc->dhw", img - img.mean(), inv)
+        total += torch.fft.rfft2(decorrelated, norm="ortho").abs().double()
+        count += 1
+    if count == 0:
+        raise SpecError("DIR", f"{folder}: none of the {skipped} image file(s) could be read.")
+    return {"format": SPECTRUM_FORMAT, "magnitude": (total / count).float(), "size": size,
+            "images": count, "skipped": skipped}
+
+
+def save_spectrum(spectrum: dict[str, Any], path: str | Path) -> None:
+    """Write a spectrum dict atomically (a ``torch.save`` file of plain tensors and numbers)."""
+    import io
+
+    from .outputs import atomic_write_bytes
+
+    buf = io.BytesIO()
+    torch.save(spectrum, buf)
+    atomic_write_bytes(Path(path), buf.getvalue())
+
+
+class MacoImage(ImageParam):
+    """Phase-only Fourier image with a fixed magnitude spectrum; ``params`` is the phase alone."""
+
+    def __init__(self, batch: int, size: int, magnitude: torch.Tensor, *, generator: torch.Generator,
+                 device: torch.device) -> None:
+        super().__init__(decorrelate=True, output="sigmoid")
+        self.size = size
+        self.magnitude = magnitude.to(device)
+        phase = torch.randn((batch, *magnitude.shape), generator=generator)
+        self.phase = phase.to(device).requires_grad_(True)
+        self.params = [self.phase]
+
+    def spectrum(self) -> torch.Tensor:
+        """The complex (B, 3, h, w//2+1) spectrum: the fixed magnitude with the current (standardized) phase."""
+        p = self.phase
+        p = (p - p.mean(dim=(1, 2, 3), keepdim=True)) / (p.std(dim=(1, 2, 3), keepdim=True) + 1e-5)
+        p = hermitian_phase(p, self.size)
+        return torch.polar(self.magnitude.expand_as(p), p)
+
+    def raw(self) -> torch.Tensor:
+        img = torch.fft.irfft2(self.spectrum(), s=(self.size, self.size), norm="ortho")
+        img = img - img.mean(dim=(1, 2, 3), keepdim=True)
+        return img / (img.std(dim=(1, 2, 3), keepdim=True, unbiased=False) + 1e-5)
+
+    def blur_(self, sigma: float) -> None:
+        raise NotImplementedError("a MACO image keeps its magnitude spectrum; set regularizers.blur_every: 0")

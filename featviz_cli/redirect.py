@@ -1,0 +1,75 @@
+"""Lucid's redirected ReLU: early in the optimization, let gradients through ReLUs that are off.
+
+A ReLU that is off (input below 0) passes no gradient, so a unit that is dead for the
+first image may never wake up, and the render stays grey. For the first N steps
+Lucid replaces the ReLU gradient: where the ordinary gradient of a whole batch element
+is zero, the incoming gradient passes anyway, except where it would push an input
+that is already off further off. ReLU6 is treated the same way at both bounds.
+
+Only ``nn.ReLU`` and ``nn.ReLU6`` modules can be redirected (``F.relu`` calls inside a
+``forward`` cannot); ``redirected_relus`` swaps their ``forward`` for the duration of a
+``with`` block and always restores it, also on errors.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import torch
+import torch.nn as nn
+
+
+class RedirectedClamp(torch.autograd.Function):
+    """``x.clamp(lo, hi)`` forward; Lucid's redirected gradient backward (``hi`` None: plain ReLU)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, lo: float, hi: float | None) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.lo, ctx.hi = lo, hi
+        return x.clamp(min=lo) if hi is None else x.clamp(lo, hi)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        (x,) = ctx.saved_tensors
+        below = x < ctx.lo
+        above = x > ctx.hi if ctx.hi is not None else torch.zeros_like(below)
+        ordinary = grad.masked_fill(below | above, 0)
+        # The loss is minimized: a positive gradient lowers x, a negative one raises it.
+        outward = (below & (grad > 0)) | (above & (grad < 0))
+        redirected = grad.masked_fill(outward, 0)
+        if x.dim() < 2:
+            alive = ordinary.norm() > 0
+        else:
+            alive = (ordinary.flatten(1).norm(dim=1) > 0).view(-1, *([1] * (x.dim() - 1)))
+        return torch.where(alive, ordinary, redirected), None, None
+
+
+def redirected_relu(x: torch.Tensor) -> torch.Tensor:
+    """ReLU with the redirected gradient."""
+    return RedirectedClamp.apply(x, 0.0, None)
+
+
+def redirected_relu6(x: torch.Tensor) -> torch.Tensor:
+    """ReLU6 with the redirected gradient."""
+    return RedirectedClamp.apply(x, 0.0, 6.0)
+
+
+def relu_modules(model: nn.Module) -> list[nn.Module]:
+    """The ``nn.ReLU`` and ``nn.ReLU6`` modules of ``model`` (each once)."""
+    return [m for m in model.modules() if isinstance(m, (nn.ReLU, nn.ReLU6))]
+
+
+@contextmanager
+def redirected_relus(model: nn.Module) -> Iterator[int]:
+    """Within the block, ReLU/ReLU6 modules of ``model`` use the redirected gradient; yields how many."""
+    swapped: list[tuple[nn.Module, Any]] = []
+    try:
+        for m in relu_modules(model):
+            swapped.append((m, m.__dict__.get("forward")))
+            m.forward = redirected_relu6 if isinstance(m, nn.ReLU6) else redirected_relu  # type: ignore[method-assign]
+        yield len(swapped)
+    finally:
+        for m, previous in swapped:
+            del m.forward
+            if previous is not None:
+                m.forward = previous  # type: ignore[method-assign]
