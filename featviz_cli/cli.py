@@ -160,6 +160,42 @@ def layers(
 
 
 @app.command()
+def examples(
+    config: ConfigArg,
+    images: Annotated[Optional[Path], typer.Option("--images", "-i", help="Folder of images, searched recursively (overrides dataset.images).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output directory (overrides output.dir).")] = None,
+    k: Annotated[Optional[int], typer.Option("--k", help="Examples per unit (overrides dataset.k).", min=1)] = None,
+    bottom: Annotated[Optional[bool], typer.Option("--bottom/--no-bottom", help="Also keep the bottom-k (most negative).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Image decoding worker processes (overrides dataset.workers).", min=0)] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Images per forward pass (overrides dataset.batch_size).", min=1)] = None,
+    restart: Annotated[bool, typer.Option("--restart", help="Ignore a saved checkpoint and start the pass over.")] = False,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
+    set_: SetOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+) -> None:
+    """Find the dataset images that excite each unit most, with crops sized by the receptive field."""
+
+    def go() -> None:
+        from .examples import run_examples
+
+        spec = _load(config, set_, device=device, **{
+            "dataset.images": str(images) if images is not None else None, "dataset.k": k, "dataset.bottom": bottom,
+            "dataset.workers": workers, "dataset.batch_size": batch_size,
+        })
+        if out is not None:
+            spec.output.dir = str(out)
+        with _progress(quiet, what="images", value_name="images/s") as progress:
+            result, paths = run_examples(spec, restart=restart, progress=progress,
+                                         notify=None if quiet else lambda m: print(m, file=sys.stderr))
+        print(f"Ranked {result.images_seen} image(s) for {len(result.layers)} layer(s) "
+              f"({result.unreadable} unreadable) at {result.timings['images_per_s']:.1f} images/s", file=sys.stderr)
+        for path in paths.values():
+            typer.echo(str(path.parent / "index.html"))
+
+    _run(go)
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schema of the spec (for editor validation and completion)."""
     from .config import json_schema
@@ -170,8 +206,9 @@ def schema() -> None:
 class _progress:
     """A rich progress bar on a terminal, plain lines otherwise, nothing with ``quiet``."""
 
-    def __init__(self, quiet: bool) -> None:
+    def __init__(self, quiet: bool, what: str = "step", value_name: str = "objective") -> None:
         self.quiet = quiet
+        self.what, self.value_name = what, value_name
         self.bar: Any = None
         self.last_line = time.monotonic()
         self.last_decile = 0
@@ -182,8 +219,9 @@ class _progress:
         if err.is_terminal:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-            self.bar = Progress(TextColumn("optimizing"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                                TextColumn("objective {task.fields[value]:.4g}"), TimeElapsedColumn(),
+            label = "optimizing" if self.what == "step" else self.what
+            self.bar = Progress(TextColumn(label), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                                TextColumn(self.value_name + " {task.fields[value]:.4g}"), TimeElapsedColumn(),
                                 TimeRemainingColumn(), console=err)
             self.bar.start()
             self.task = self.bar.add_task("opt", total=None, value=0.0)
@@ -196,7 +234,7 @@ class _progress:
         now, decile = time.monotonic(), done * 10 // total
         if done == total or now - self.last_line >= 10.0 or decile != self.last_decile:
             self.last_line, self.last_decile = now, decile
-            print(f"step {done}/{total} objective {value:.4g}", file=sys.stderr, flush=True)
+            print(f"{self.what} {done}/{total} {self.value_name} {value:.4g}", file=sys.stderr, flush=True)
 
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
