@@ -187,8 +187,10 @@ def examples(
         with _progress(quiet, what="images", value_name="images/s") as progress:
             result, paths = run_examples(spec, restart=restart, progress=progress,
                                          notify=None if quiet else lambda m: print(m, file=sys.stderr))
+        speed = ("all from the checkpoint" if result.resumed_from == result.files
+                 else f"at {result.timings['images_per_s']:.1f} images/s")
         print(f"Ranked {result.images_seen} image(s) for {len(result.layers)} layer(s) "
-              f"({result.unreadable} unreadable) at {result.timings['images_per_s']:.1f} images/s", file=sys.stderr)
+              f"({result.unreadable} unreadable), {speed}", file=sys.stderr)
         for path in paths.values():
             typer.echo(str(path.parent / "index.html"))
 

@@ -68,7 +68,7 @@ CROP_SIZE = 128  # longer side of a saved crop, pixels
 FULL_SIZE = 320  # longer side of a saved whole image, pixels
 JPEG_QUALITY = 90
 MAX_LISTED_UNREADABLE = 1000  # unreadable files listed by name (all are counted)
-RF_SAMPLES = 4  # noise images averaged for the receptive field
+RF_SAMPLES = 2  # noise images averaged for the receptive field (per position)
 EMPTY = 2**62  # image index of an empty slot: sorts after every real image on ties
 FORMAT = 1  # checkpoint format
 BOX_COLOUR = (255, 214, 0)
@@ -380,8 +380,8 @@ def receptive_field(
 ) -> ReceptiveField | None:
     """Measure a layer's receptive field from input gradients on seeded noise (None without a spatial map).
 
-    The gradient of the sum of all units at the map's centre (and at a second position, for
-    the stride) with respect to ``samples`` noise images; only the input gets a gradient,
+    The gradient of the sum of all units' magnitudes at the map's centre (and at a second
+    position, for the stride) with respect to ``samples`` noise images; only the input gets a gradient,
     the model's parameters are untouched.
     """
     n = info.input_size
@@ -396,7 +396,8 @@ def receptive_field(
         ref = (h // 2, w // 2)
         step = (max(1, h // 4) if h > 1 else 0, max(1, w // 4) if w > 1 else 0)
         other = (min(h - 1, ref[0] + step[0]), min(w - 1, ref[1] + step[1]))
-        total = act[:samples, :, ref[0], ref[1]].sum() + act[samples:, :, other[0], other[1]].sum()
+        # |a| summed over units: opposite units (a detector and its negation) do not cancel.
+        total = act[:samples, :, ref[0], ref[1]].abs().sum() + act[samples:, :, other[0], other[1]].abs().sum()
         (grad,) = torch.autograd.grad(total, x)
     g = grad.detach().abs().double().cpu()
     g_ref, g_other = g[:samples].sum((0, 1)), g[samples:].sum((0, 1))
@@ -574,9 +575,9 @@ def collect(
     if total == 0:
         raise SpecError("dataset.images", f"{root}: no {'/'.join(IMAGE_EXTENSIONS)} files in it or below; "
                         "check the path.")
-    rfs = {name: receptive_field(model, info, name, mass=rf_mass, device=device) if name != OUTPUT else None
-           for name in layers}
     shapes = _layer_shapes(model, info, layers, device)
+    rfs = {name: receptive_field(model, info, name, mass=rf_mass, device=device)
+           if name != OUTPUT and len(shapes[name]) == 3 else None for name in layers}
     t_rf = time.perf_counter() - t0
     fingerprint = _fingerprint(info, identity or {"name": info.name}, layers, k, bottom, root, rf_mass)
     state = _load_checkpoint(checkpoint, fingerprint, root, shapes) if checkpoint else None
