@@ -697,7 +697,7 @@ def _plan(result: ExamplesResult) -> dict[str, list[dict[str, Any]]]:
                     if i == EMPTY:
                         continue
                     pos = int(ranking.pos[unit, rank])
-                    y, x = divmod(pos, lx.map_width)
+                    y, x = divmod(pos, lx.map_width) if len(lx.shape) == 3 else (0, pos)  # tokens: x is the token
                     box = lx.rf.box(y, x) if lx.rf is not None else (0.0, 0.0, float(result.info.input_size),
                                                                        float(result.info.input_size))
                     stem = f"{unit_dir(unit)}/{kind}_{rank:02d}"
@@ -923,8 +923,9 @@ def run_examples(
 ) -> tuple[ExamplesResult, dict[str, Path]]:
     """Collect and write the dataset examples a spec describes (``dataset:``) into ``output.dir``.
 
-    Resumes from the pass's checkpoint unless ``restart``. Returns the result and
-    ``{layer: examples.json path}``.
+    Resumes from the pass's checkpoint unless ``restart``. ``precision: auto`` means fp32 here
+    (a ranking needs the precision; the pass has no backward to speed up); bf16/fp16 when asked.
+    Returns the result and ``{layer: examples.json path}``.
     """
     ds = spec.dataset
     if not ds.images:

@@ -490,3 +490,35 @@ def test_sigkill_mid_pass_then_rerun_gives_the_uninterrupted_result(tmp_path: Pa
     assert doc == json.loads((straight_dir / "examples.json").read_text())
     assert _tree(killed_dir) == _tree(straight_dir)
     assert not list((tmp_path / "killed").rglob("*.tmp"))
+
+
+class Tokens(nn.Module):
+    """(B, C, H, W) -> (B, H*W, C): a layer of tokens, as vision transformers have."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(2).transpose(1, 2)
+
+
+def test_token_layers_rank_by_token_and_show_the_whole_image(tmp_path: Path) -> None:
+    squares = _red_folder(tmp_path / "images")
+    net = nn.Sequential(RedNet(), Tokens())
+    result = collect(net, RED_INFO, ["1"], tmp_path / "images", k=2, batch_size=6, workers=0)
+    lx = result.layers["1"]
+    assert lx.shape == (2, 256) and lx.rf is None
+    assert result.paths[int(lx.top.index[0, 0])] == max(squares, key=lambda n: squares[n][0])
+    doc = json.loads(write_examples(result, tmp_path / "out")["1"].read_text())
+    best = doc["units"]["0"]["top"][0]
+    assert best["y"] == 0 and best["x"] == int(lx.top.pos[0, 0])
+    assert best["box"] == [16, 0, 80, 64]  # the whole part of the image the network saw
+    assert doc["receptive_field"] is None
+
+
+def test_spec_layers_default_to_the_objective(tiny_spec: dict) -> None:
+    from featviz_cli.examples import spec_layers
+    from featviz_cli.hooks import OUTPUT
+
+    terms = [{"type": "channel", "layer": "act2", "unit": 1}, {"type": "logit", "unit": 3},
+             {"type": "channel", "layer": "act2", "unit": 2}]
+    assert spec_layers(parse_spec({**tiny_spec, "objective": terms})) == ["act2", OUTPUT]
+    spec = parse_spec({**tiny_spec, "dataset": {"layers": ["act1"]}})
+    assert spec_layers(spec) == ["act1"]
