@@ -109,6 +109,8 @@ def render(
         print(f"Rendered {len(result.labels)} image(s) in {result.timings['optimize_s']:.1f}s "
               f"on {result.device}: {result.description}", file=sys.stderr)
         typer.echo(str(grid if "grid.png" in files else out_dir / "meta.json"))
+        if spec.dataset.images:  # a dataset: section puts the dataset examples beside the images
+            _examples(spec, restart=False, quiet=quiet)
 
     _run(go)
 
@@ -176,25 +178,30 @@ def examples(
     """Find the dataset images that excite each unit most, with crops sized by the receptive field."""
 
     def go() -> None:
-        from .examples import run_examples
-
         spec = _load(config, set_, device=device, **{
             "dataset.images": str(images) if images is not None else None, "dataset.k": k, "dataset.bottom": bottom,
             "dataset.workers": workers, "dataset.batch_size": batch_size,
         })
         if out is not None:
             spec.output.dir = str(out)
-        with _progress(quiet, what="images", value_name="images/s") as progress:
-            result, paths = run_examples(spec, restart=restart, progress=progress,
-                                         notify=None if quiet else lambda m: print(m, file=sys.stderr))
-        speed = ("all from the checkpoint" if result.resumed_from == result.files
-                 else f"at {result.timings['images_per_s']:.1f} images/s")
-        print(f"Ranked {result.images_seen} image(s) for {len(result.layers)} layer(s) "
-              f"({result.unreadable} unreadable), {speed}", file=sys.stderr)
-        for path in paths.values():
-            typer.echo(str(path.parent / "index.html"))
+        _examples(spec, restart=restart, quiet=quiet)
 
     _run(go)
+
+
+def _examples(spec: Any, *, restart: bool, quiet: bool) -> None:
+    """Run a spec's dataset-examples pass with progress; print each layer page's path."""
+    from .examples import run_examples
+
+    with _progress(quiet, what="images", value_name="images/s") as progress:
+        result, paths = run_examples(spec, restart=restart, progress=progress,
+                                     notify=None if quiet else lambda m: print(m, file=sys.stderr))
+    speed = ("all from the checkpoint" if result.resumed_from == result.files
+             else f"at {result.timings['images_per_s']:.1f} images/s")
+    print(f"Ranked {result.images_seen} image(s) for {len(result.layers)} layer(s) "
+          f"({result.unreadable} unreadable), {speed}", file=sys.stderr)
+    for path in paths.values():
+        typer.echo(str(path.parent / "index.html"))
 
 
 @app.command()

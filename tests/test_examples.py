@@ -522,3 +522,16 @@ def test_spec_layers_default_to_the_objective(tiny_spec: dict) -> None:
     assert spec_layers(parse_spec({**tiny_spec, "objective": terms})) == ["act2", OUTPUT]
     spec = parse_spec({**tiny_spec, "dataset": {"layers": ["act1"]}})
     assert spec_layers(spec) == ["act1"]
+
+
+def test_render_with_a_dataset_section_also_writes_the_examples(tmp_path: Path, tiny_spec: dict) -> None:
+    _red_folder(tmp_path / "images")
+    spec = _spec_file(tmp_path, {**tiny_spec, "dataset": {"images": str(tmp_path / "images"), "k": 2,
+                                                            "workers": 0}})
+    result = CliRunner().invoke(app, ["render", str(spec), "--out", str(tmp_path / "out"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split() == [str(tmp_path / "out" / "grid.png"),
+                                     str(tmp_path / "out" / "examples" / "act2" / "index.html")]
+    doc = json.loads((tmp_path / "out" / "examples" / "act2" / "examples.json").read_text())
+    assert doc["images_seen"] == 12 and len(doc["units"]["3"]["top"]) == 2
+    assert (tmp_path / "out" / "meta.json").exists()
