@@ -17,6 +17,7 @@ import argparse
 import json
 import platform
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -54,6 +55,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--k", type=int, default=8)
     parser.add_argument("--device", default="cpu", help="cpu or cuda (the pass; decoding stays on the CPU)")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; worker counts interleaved, medians reported")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model, info = load_model(ModelSpec(name="efficientnet_lite0"))
@@ -61,26 +63,28 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "images"
         synthetic_photos(folder, args.images)
-        for workers in args.workers:
-            t0 = time.perf_counter()
-            result = collect(model, info, [args.layer], folder, k=args.k, batch_size=args.batch_size,
-                             workers=workers, device=args.device)
-            total = time.perf_counter() - t0
-            t1 = time.perf_counter()
-            write_examples(result, Path(tmp) / f"out{workers}", workers=workers)
-            written = time.perf_counter() - t1
-            n_examples = result.layers[args.layer].units * args.k
-            rows.append({
-                "workers": workers, "images": args.images, "batch_size": args.batch_size,
-                "pass_images_per_s": result.timings["images_per_s"], "pass_s": result.timings["pass_s"],
-                "receptive_field_s": result.timings["receptive_field_s"], "total_s": round(total, 2),
-                "write_s": round(written, 2), "examples_written": n_examples,
-                "write_ms_per_example": round(1000 * written / n_examples, 1),
-            })
-            print(f"workers={workers}: {result.timings['images_per_s']:.1f} images/s "
-                  f"({args.images} images in {result.timings['pass_s']:.1f}s; receptive field "
-                  f"{result.timings['receptive_field_s']:.1f}s; writing {n_examples} examples {written:.1f}s)",
-                  flush=True)
+        for round_ in range(args.repeat):  # A B C A B C: contention hits every setting alike
+            for workers in args.workers:
+                result = collect(model, info, [args.layer], folder, k=args.k, batch_size=args.batch_size,
+                                 workers=workers, device=args.device)
+                t1 = time.perf_counter()
+                write_examples(result, Path(tmp) / f"out{workers}", workers=workers)
+                written = time.perf_counter() - t1
+                n_examples = result.layers[args.layer].units * args.k
+                rows.append({
+                    "round": round_, "workers": workers, "images": args.images, "batch_size": args.batch_size,
+                    "pass_images_per_s": result.timings["images_per_s"], "pass_s": result.timings["pass_s"],
+                    "receptive_field_s": result.timings["receptive_field_s"], "write_s": round(written, 2),
+                    "examples_written": n_examples, "write_ms_per_example": round(1000 * written / n_examples, 1),
+                })
+                print(f"round {round_} workers={workers}: {result.timings['images_per_s']:.1f} images/s "
+                      f"({args.images} images in {result.timings['pass_s']:.1f}s; receptive field "
+                      f"{result.timings['receptive_field_s']:.1f}s; writing {n_examples} examples {written:.1f}s)",
+                      flush=True)
+    for workers in args.workers:
+        mine = [r for r in rows if r["workers"] == workers]
+        print(f"median workers={workers}: {statistics.median(r['pass_images_per_s'] for r in mine):.1f} images/s, "
+              f"{statistics.median(r['write_ms_per_example'] for r in mine):.1f} ms per example written")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"model": "efficientnet_lite0", "layer": args.layer, "threads": args.threads,
                       "device": args.device, "cpu": platform.processor() or platform.machine(),

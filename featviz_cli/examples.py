@@ -556,10 +556,11 @@ def collect(
 ) -> ExamplesResult:
     """Stream the images under ``images`` through ``model`` and rank them for every unit of ``layers``.
 
-    With ``checkpoint`` (a file path) the state is saved every ``checkpoint_every`` images and
-    at the end, and a pass that finds its checkpoint resumes from it. ``identity`` describes the
-    model for that check (default: its name). ``progress(done, total, images_per_s)``; ``notify``
-    gets one-line messages (resuming).
+    The model is put in eval mode and channels-last memory format. With ``checkpoint`` (a file
+    path) the state is saved every ``checkpoint_every`` images and at the end, and a pass that
+    finds its checkpoint resumes from it. ``identity`` describes the model for that check
+    (default: its name). ``progress(done, total, images_per_s)``; ``notify`` gets one-line
+    messages (resuming).
     """
     t0 = time.perf_counter()
     root = Path(images)
@@ -590,6 +591,7 @@ def collect(
         notify(f"resuming from {checkpoint}: {state.done} of {total} images already done")
     if checkpoint:
         Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
+    model = model.to(memory_format=torch.channels_last)  # about 1.4x faster forwards on CPU too
     pre = Preprocess(info).to(device)
     last_saved, t_pass, started = state.done, time.perf_counter(), state.done
     loader = torch.utils.data.DataLoader(
@@ -655,7 +657,7 @@ def _step(state: _State, chunk: dict[str, Any], model: nn.Module, pre: nn.Module
         x = chunk["images"][ok].to(device, non_blocking=True).float().div_(255)
         ctx = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext()
         with torch.no_grad(), ctx:
-            acts = forward_to(model, pre(x), layers)
+            acts = forward_to(model, pre(x).contiguous(memory_format=torch.channels_last), layers)
         idx = index[ok]
         for name in layers:
             top, bot = rankings[name]
@@ -725,15 +727,22 @@ def _fit(im: Image.Image, longest: int) -> Image.Image:
     return im.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BICUBIC)
 
 
-def marked_image(im: Image.Image, box: Sequence[int], seen: Sequence[float] | None = None) -> Image.Image:
-    """The whole image, at most ``FULL_SIZE`` px, with ``box`` outlined (and the network's view, if given)."""
+def thumbnail(im: Image.Image) -> tuple[Image.Image, float]:
+    """``im`` with its longer side at most ``FULL_SIZE`` px, and the scale applied."""
     w, h = im.size
     scale = min(1.0, FULL_SIZE / max(w, h))
-    small = im.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BICUBIC) \
-        if scale < 1 else im.copy()
+    if scale == 1.0:
+        return im, scale
+    return im.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BICUBIC), scale
+
+
+def marked_image(thumb: Image.Image, scale: float, box: Sequence[int],
+                 seen: Sequence[float] | None = None) -> Image.Image:
+    """A copy of a :func:`thumbnail` with ``box`` (image pixels) outlined, and the network's view if given."""
+    small = thumb.copy()
     draw = ImageDraw.Draw(small)
     sw, sh = small.size
-    if seen is not None and (seen[2] - seen[0] < w - 1 or seen[3] - seen[1] < h - 1):
+    if seen is not None and (seen[2] - seen[0] < sw / scale - 1 or seen[3] - seen[1] < sh / scale - 1):
         s = [v * scale for v in seen]
         draw.rectangle([s[0], s[1], min(sw - 1, s[2]), min(sh - 1, s[3])], outline=VIEW_COLOUR, width=1)
     b = [v * scale for v in box]
@@ -763,11 +772,12 @@ class _WriteJobs(torch.utils.data.Dataset):
         source, entries = self.jobs[i]
         im, (w, h) = open_rgb(self.root / source)
         view = view_of(w, h, self.size)
+        thumb, scale = thumbnail(im)
         out = []
         for e in entries:
             box = _box_px(view.to_source(e["input_box"]), w, h)
             layer_dir = self.layer_dirs[e["layer"]]
-            atomic_write_bytes(safe_join(layer_dir, e["full"]), _jpeg_bytes(marked_image(im, box, view.seen)))
+            atomic_write_bytes(safe_join(layer_dir, e["full"]), _jpeg_bytes(marked_image(thumb, scale, box, view.seen)))
             crop = _fit(im.crop(box), CROP_SIZE)
             atomic_write_bytes(safe_join(layer_dir, e["crop"]), png_bytes(np.asarray(crop)))
             out.append({**e, "box": list(box), "width": w, "height": h, "source": source})
