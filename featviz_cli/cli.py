@@ -25,6 +25,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain usage errors: one greppable line in CI logs
 )
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 _state = {"debug": False}
@@ -33,7 +34,7 @@ ConfigArg = Annotated[
     Path, typer.Argument(help="YAML experiment spec.", exists=True, dir_okay=False, readable=True)
 ]
 SetOpt = Annotated[
-    Optional[list[str]], typer.Option("--set", "-s", help="Override a spec value: key.path=value (repeatable).")
+    Optional[list[str]], typer.Option("--set", "-s", metavar="KEY.PATH=VALUE", help="Override a spec value (repeatable), e.g. --set param.size=64.")
 ]
 
 
@@ -226,10 +227,11 @@ class _progress:
         if self.quiet:
             return None
         if err.is_terminal:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                       TimeRemainingColumn)
 
             label = "optimizing" if self.what == "step" else self.what
-            self.bar = Progress(TextColumn(label), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+            self.bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(),
                                 TextColumn(self.value_name + " {task.fields[value]:.4g}"), TimeElapsedColumn(),
                                 TimeRemainingColumn(), console=err)
             self.bar.start()

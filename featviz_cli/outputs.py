@@ -181,11 +181,14 @@ def sanitize_filename(text: str) -> str:
 
     Runs of characters outside ``[A-Za-z0-9._-]`` (with any ``_`` next to them)
     become one ``_``; other underscores are kept as they are; leading and
-    trailing dots are removed. Never empty, ``.`` or ``..``, at most 100 characters;
+    trailing dots (and underscores that stand for trailing unsafe characters) are removed. Never empty, ``.`` or ``..``, at most 100 characters;
     a short hash of the original is appended when it is truncated or has no
     letters or digits left (``"features.3/conv:0"`` -> ``"features.3_conv_0"``).
     """
-    name = _UNSAFE_CHARS.sub("_", text).strip(".")
+    name = _UNSAFE_CHARS.sub("_", text)
+    if not text.endswith("_"):  # "goldfish (1)" -> "goldfish_1", not "goldfish_1_"
+        name = name.rstrip("_")
+    name = name.strip(".")
     if not re.search(r"[A-Za-z0-9]", name):
         return f"unnamed-{_short_hash(text)}" if text else "unnamed"
     if len(name) > MAX_NAME_LENGTH:

@@ -110,3 +110,28 @@ def test_preprocess_maps_value_range_and_normalizes() -> None:
 def test_cuda_render_matches_shapes(tiny_spec: dict[str, Any]) -> None:
     r = render(parse_spec({**tiny_spec, "device": "cuda"}))
     assert r.device.startswith("cuda") and r.images.device.type == "cpu"
+
+
+class _TinyViT(torch.nn.Module):
+    """Patch embedding + one transformer layer: activations of shape (B, tokens, C)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.patch = torch.nn.Conv2d(3, 16, 8, stride=8)
+        self.block = torch.nn.TransformerEncoderLayer(16, 2, 32, batch_first=True, dropout=0.0)
+        self.head = torch.nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.patch(x).flatten(2).transpose(1, 2)
+        return self.head(self.block(tokens).mean(1))
+
+
+@pytest.mark.parametrize("kind", ["channel", "neuron"])
+def test_token_layers_of_vision_transformers(kind: str) -> None:
+    model = _TinyViT().eval()
+    info = ModelInfo(name="vit", input_size=32)
+    spec = parse_spec({"objective": {"type": kind, "layer": "block", "unit": 3}, "param": {"size": 16},
+                       "steps": 15, "device": "cpu"})
+    r = render(spec, model=model, info=info)
+    assert r.curve[-1] > r.curve[0]

@@ -72,7 +72,7 @@ def register_source(prefix: str) -> Callable[[SourceBuilder], SourceBuilder]:
 
 def available_models() -> list[str]:
     """Exact model names plus ``prefix/...`` patterns for each source."""
-    return sorted(_MODELS) + [f"{p}/<name>" for p in sorted(_SOURCES)]
+    return sorted(_MODELS) + [f"{p}/<name>" for p in sorted(_SOURCES) if p != "python"]
 
 
 def create_model(spec: "ModelSpec") -> "tuple[nn.Module, ModelInfo]":
