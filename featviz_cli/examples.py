@@ -269,6 +269,7 @@ class Ranking:
 
     @property
     def k(self) -> int:
+        """Images kept per unit."""
         return self.values.shape[1]
 
     def merge(self, values: torch.Tensor, pos: torch.Tensor, index: torch.Tensor) -> "Ranking":
@@ -437,6 +438,7 @@ class LayerExamples:
 
     @property
     def units(self) -> int:
+        """Number of units (channels) of the layer."""
         return self.top.values.shape[0]
 
     @property
@@ -492,6 +494,7 @@ class _State:
 
 
 def _save(path: Path, fingerprint: dict[str, Any], state: _State, shapes: dict[str, tuple[int, ...]]) -> None:
+    """Write the pass's state to ``path`` atomically (a ``torch.load(weights_only=True)``-safe dict)."""
     buf = io.BytesIO()
     torch.save({
         "fingerprint": fingerprint, "done": state.done, "chain": state.chain, "seen": state.seen,
@@ -584,9 +587,9 @@ def collect(
     state = _load_checkpoint(checkpoint, fingerprint, root, shapes) if checkpoint else None
     resumed_from = state.done if state else 0
     if state is None:
-        state = _State(0, CHAIN_START, 0, 0, [], {
-            name: (Ranking.empty(shapes[name][0], k, True), Ranking.empty(shapes[name][0], k, False) if bottom else None)
-            for name in layers}, {})
+        empty = {name: (Ranking.empty(shapes[name][0], k, True),
+                        Ranking.empty(shapes[name][0], k, False) if bottom else None) for name in layers}
+        state = _State(0, CHAIN_START, 0, 0, [], empty, {})
     elif notify is not None:
         notify(f"resuming from {checkpoint}: {state.done} of {total} images already done")
     if checkpoint:
@@ -626,7 +629,8 @@ def collect(
     )
 
 
-def _layer_shapes(model: nn.Module, info: ModelInfo, layers: list[str], device: torch.device) -> dict[str, tuple[int, ...]]:
+def _layer_shapes(model: nn.Module, info: ModelInfo, layers: list[str],
+                  device: torch.device) -> dict[str, tuple[int, ...]]:
     """Each layer's activation shape without the batch dimension, as ``(units, H, W)``/``(units, S)``."""
     x = torch.zeros(1, 3, info.input_size, info.input_size, device=device)
     with torch.no_grad():

@@ -8,7 +8,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,6 @@ from featviz_cli.errors import LayerError, SpecError
 from featviz_cli.examples import (
     EMPTY,
     Ranking,
-    checkpoint_path,
     collect,
     iter_images,
     load_for_network,
