@@ -7,11 +7,11 @@ STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 OUT    ?= out/quickstart
 
-.PHONY: demo test venv dev clean help
+.PHONY: demo test venv dev clean help chromium
 
 help:
 	@echo "make demo   - render configs/quickstart.yaml on the embedded EfficientNet-Lite0 into $(OUT)"
-	@echo "make test   - install the dev extras and run the test suite"
+	@echo "make test   - install the dev extras (and Debian's chromium where missing) and run the test suite"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,16 @@ demo: $(STAMP)
 	$(VENV)/bin/featviz render configs/quickstart.yaml --out $(OUT)
 	@echo "Grid: $(OUT)/grid.png  (per-image PNGs and meta.json beside it)"
 
-test: $(DEVSTAMP)
+# The gallery test drives a real headless browser: Debian's chromium, installed where missing
+# (as root, or through sudo). Where it cannot be installed the browser test is skipped with the reason.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the gallery's browser test"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; } \
+	    || echo "warning: could not install chromium; the browser test will be skipped"; }
+
+test: $(DEVSTAMP) chromium
 	$(PY) -m pytest
 
 clean:

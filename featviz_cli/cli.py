@@ -195,14 +195,83 @@ def _examples(spec: Any, *, restart: bool, quiet: bool) -> None:
     from .examples import run_examples
 
     with _progress(quiet, what="images", value_name="images/s") as progress:
-        result, paths = run_examples(spec, restart=restart, progress=progress,
-                                     notify=None if quiet else lambda m: print(m, file=sys.stderr))
+        result, paths = run_examples(spec, restart=restart, progress=progress, notify=None if quiet else _say)
     speed = ("all from the checkpoint" if result.resumed_from == result.files
              else f"at {result.timings['images_per_s']:.1f} images/s")
-    print(f"Ranked {result.images_seen} image(s) for {len(result.layers)} layer(s) "
-          f"({result.unreadable} unreadable), {speed}", file=sys.stderr)
+    _say(f"Ranked {result.images_seen} image(s) for {len(result.layers)} layer(s) "
+         f"({result.unreadable} unreadable), {speed}")
     for path in paths.values():
         typer.echo(str(path.parent / "index.html"))
+
+
+@app.command()
+def sweep(
+    config: ConfigArg,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output directory (overrides output.dir).")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Optimization steps (overrides steps).", min=1)] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed.", min=0)] = None,
+    set_: SetOpt = None,
+    shard: Annotated[Optional[str], typer.Option(
+        help="Render only shard I of N (I/N, numbered from 0), e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT.")] = None,
+    devices: Annotated[Optional[str], typer.Option(
+        help="One worker process per device sharing the work: cuda:0,cuda:1, cpu,cpu, or auto (every GPU).")] = None,
+    new_run: Annotated[bool, typer.Option(
+        "--new-run", help="If the output directory holds a sweep of another spec, move it to OUT/archive/ first.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+) -> None:
+    """Render every unit of the spec's layers in batches: resumable, shardable, with an HTML gallery."""
+
+    def go() -> None:
+        from . import sweep as sw
+
+        spec = _load(config, set_, steps=steps, device=device, seed=seed)
+        if out is not None:
+            spec.output.dir = str(out)
+        part = sw.parse_shard(shard) if shard is not None else (0, 1)
+        workers = sw.parse_devices(devices, spec.device)
+        with _progress(quiet, units=True) as progress, sw.interrupt_guard(_say) as stop:
+            report = sw.run_sweep(spec, spec.output.dir, shard=part, devices=workers, new_run=new_run,
+                                  progress=progress, stop=stop)
+        where = f" (shard {part[0]}/{part[1]})" if part[1] > 1 else ""
+        _say(f"{report.done} of {report.total} unit(s){where} done: {len(report.rendered)} rendered now, "
+             f"{report.done_before} before, in {report.elapsed_s:.1f}s on {', '.join(report.devices)}.")
+        if report.interrupted:
+            _say("Interrupted; finished units are saved. Rerun the same command to resume.")
+            raise typer.Exit(130)
+        if report.failures:
+            print(f"Error: {'; '.join(report.failures)}; {report.total - report.done} unit(s) not rendered. "
+                  "Rerun the same command to finish them.", file=sys.stderr)
+            raise typer.Exit(1)
+        typer.echo(str(report.index))
+
+    _run(go)
+
+
+@app.command()
+def gallery(
+    directory: Annotated[Path, typer.Argument(help="Output directory of a sweep.", exists=True, file_okay=False)],
+    page_size: Annotated[Optional[int], typer.Option(help="Units per contact sheet and layer page.", min=1)] = None,
+) -> None:
+    """Rebuild a sweep's manifest, contact sheets and HTML gallery from whatever its shards have written."""
+
+    def go() -> None:
+        from .sweep import rebuild
+
+        result = rebuild(directory, page_size=page_size)
+        m = result.manifest
+        _say(f"{m['done']} of {m['total']} unit(s) done, {m['pending']} pending, {m['corrupt']} corrupt.")
+        typer.echo(str(result.index))
+
+    _run(go)
+
+
+def _say(message: str) -> None:
+    """A diagnostic line on stderr (through rich on a terminal, so it does not break a progress bar)."""
+    if err.is_terminal:
+        err.print(escape(message))
+    else:
+        print(message, file=sys.stderr, flush=True)
 
 
 @app.command()
@@ -214,42 +283,85 @@ def schema() -> None:
 
 
 class _progress:
-    """A rich progress bar on a terminal, plain lines otherwise, nothing with ``quiet``."""
+    """A rich progress bar on a terminal, plain lines otherwise, nothing with ``quiet``.
 
-    def __init__(self, quiet: bool, what: str = "step", value_name: str = "objective") -> None:
+    With ``units`` (sweeps) it also shows units done / total with an ETA over the whole
+    sweep, and the steps of the current batch; ``__enter__`` then returns the object itself
+    (``progress(done, total, value)`` for steps, ``progress.units(done, total)``). ``what`` and
+    ``value_name`` name the counted things and the value (``images``, ``images/s`` for examples).
+    """
+
+    def __init__(self, quiet: bool, units: bool = False, what: str = "step", value_name: str = "objective") -> None:
         self.quiet = quiet
+        self.with_units = units
         self.what, self.value_name = what, value_name
         self.bar: Any = None
         self.last_line = time.monotonic()
         self.last_decile = 0
+        self.units_task: Any = None
+        self.units_start: tuple[float, int] | None = None
 
-    def __enter__(self) -> Callable[[int, int, float], None] | None:
+    def __enter__(self) -> Any:
         if self.quiet:
             return None
         if err.is_terminal:
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                        TimeRemainingColumn)
 
-            label = "optimizing" if self.what == "step" else self.what
-            self.bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(),
-                                TextColumn(self.value_name + " {task.fields[value]:.4g}"), TimeElapsedColumn(),
-                                TimeRemainingColumn(), console=err)
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[note]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                                console=err)
             self.bar.start()
-            self.task = self.bar.add_task("opt", total=None, value=0.0)
-        return self.update
+            if self.with_units:
+                self.units_task = self.bar.add_task("units", total=None, note="")
+            label = "optimizing" if self.what == "step" else self.what
+            self.task = self.bar.add_task(label if not self.with_units else "batch steps", total=None, note="")
+        return self if self.with_units else self.update
+
+    def __call__(self, done: int, total: int, value: float) -> None:
+        self.update(done, total, value)
 
     def update(self, done: int, total: int, value: float) -> None:
         if self.bar is not None:
-            self.bar.update(self.task, completed=done, total=total, value=value)
+            self.bar.update(self.task, completed=done, total=total, note=f"{self.value_name} {value:.4g}")
             return
         now, decile = time.monotonic(), done * 10 // total
+        if self.with_units:  # many batches: a step line only as a heartbeat
+            if now - self.last_line >= 10.0:
+                self.last_line = now
+                print(f"  batch step {done}/{total} objective {value:.4g}", file=sys.stderr, flush=True)
+            return
         if done == total or now - self.last_line >= 10.0 or decile != self.last_decile:
             self.last_line, self.last_decile = now, decile
             print(f"{self.what} {done}/{total} {self.value_name} {value:.4g}", file=sys.stderr, flush=True)
 
+    def units(self, done: int, total: int) -> None:
+        """Units done / total over the whole sweep, with an ETA from this run's pace."""
+        now = time.monotonic()
+        if self.units_start is None:
+            self.units_start = (now, done)
+        t0, d0 = self.units_start
+        eta = (now - t0) / (done - d0) * (total - done) if done > d0 else None
+        note = f"ETA {_duration(eta)}" if eta is not None else ""
+        if self.bar is not None:
+            self.bar.update(self.units_task, completed=done, total=total, note=note)
+            return
+        self.last_line = now
+        pct = 100.0 * done / total if total else 100.0
+        print(f"units {done}/{total} ({pct:.0f}%) elapsed {_duration(now - t0)}"
+              + (f" {note}" if note else ""), file=sys.stderr, flush=True)
+
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+def _duration(seconds: float) -> str:
+    """``3h04m``, ``5m07s`` or ``12s``."""
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
 def main() -> None:

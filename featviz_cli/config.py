@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -63,14 +64,18 @@ class ObjectiveSpec:
     type: Literal["neuron", "channel", "layer", "deepdream", "logit", "probability", "direction"] = _f(
         "channel", help="What to maximize."
     )
-    layer: str | None = _f(
-        None, help="Module name as model.named_modules() gives it; logit/probability default to the model output."
+    layer: str | list[str] | None = _f(
+        None,
+        help="Module name as model.named_modules() gives it; logit/probability default to the model output. "
+        "'featviz sweep' also takes a list of layers.",
     )
     unit: int | str | None = _f(
         None, help="Channel/neuron index, or a class index or class name for logit/probability."
     )
-    units: list[int | str] | None = _f(
-        None, help="Several units: one batch element each (instead of 'unit')."
+    units: list[int | str] | str | None = _f(
+        None,
+        help="Several units: one batch element each (instead of 'unit'). 'featviz sweep' also takes 'all' "
+        "or a range 'start:stop' (stop excluded, e.g. '0:64').",
     )
     x: int | None = _f(None, help="neuron: spatial column (default: centre).", ge=0)
     y: int | None = _f(None, help="neuron: spatial row (default: centre).", ge=0)
@@ -147,6 +152,24 @@ class OutputSpec:
     labels: bool = _f(True, help="Label the grid cells with the units.")
 
 
+#: Default units per optimization batch of a sweep, by device type (``sweep.batch: null``).
+SWEEP_BATCH_DEFAULTS: dict[str, int] = {"cpu": 16, "cuda": 64, "mps": 64}
+
+
+@dataclass
+class SweepSpec:
+    """How 'featviz sweep' renders every unit of its layers."""
+
+    batch: int | None = _f(
+        None,
+        help="Units per optimization batch, one image each; default: 16 on CPU, 64 on CUDA/MPS "
+        "(or what the sweep in the output directory already uses).",
+        ge=1,
+        le=4096,
+    )
+    page_size: int = _f(64, help="Units per contact sheet and per gallery layer page.", ge=1, le=4096)
+
+
 @dataclass
 class DatasetSpec:
     """Dataset examples (``featviz examples``): the natural images that excite each unit most."""
@@ -192,6 +215,7 @@ class Spec:
         "auto", help="auto: fp32 on CPU, mixed precision on CUDA."
     )
     output: OutputSpec = _f(factory=OutputSpec, help="Outputs.")
+    sweep: SweepSpec = _f(factory=SweepSpec, help="Settings of 'featviz sweep' (ignored by 'featviz render').")
     dataset: DatasetSpec = _f(factory=DatasetSpec, help="Dataset examples for 'featviz examples'.")
     name: str | None = _f(None, help="A name for this experiment, used in metadata.")
 
@@ -200,7 +224,8 @@ class Spec:
 
 
 def _loader() -> Any:
-    """A SafeLoader that also reads YAML 1.2 floats such as ``1e-3`` (YAML 1.1 reads them as strings)."""
+    """A SafeLoader that also reads YAML 1.2 floats such as ``1e-3`` (YAML 1.1 reads them as strings)
+    and keeps ``16:32`` a string (YAML 1.1 reads it as a base-60 integer)."""
     import re
 
     import yaml
@@ -213,6 +238,10 @@ def _loader() -> Any:
         re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
         list("-+0123456789"),
     )
+    # YAML 1.1 reads 16:32 as the base-60 integer 992; YAML 1.2 (and a unit range) means the text.
+    sexagesimal = ("tag:yaml.org,2002:str", re.compile(r"^[0-9]+(?::[0-9]+)+$"))
+    for ch in "0123456789":
+        Loader.yaml_implicit_resolvers.setdefault(ch, []).insert(0, sexagesimal)
     return Loader
 
 
@@ -369,8 +398,12 @@ def _check_semantics(spec: Spec) -> None:
             raise SpecError(f"{where}.units", "must not be empty.")
         if term.type not in needs_unit and (term.unit is not None or term.units is not None):
             raise SpecError(f"{where}.unit", f"type '{term.type}' takes no unit; remove it.")
+        if isinstance(term.layer, list):
+            _check_layer_list(term.layer, term.type, f"{where}.layer")
         ufield = f"{where}.unit" if term.units is None else f"{where}.units"
-        for u in [term.unit] if term.units is None else term.units:
+        if isinstance(term.units, str):
+            parse_unit_range(term.units, ufield)
+        for u in [term.unit] if term.units is None else [] if isinstance(term.units, str) else term.units:
             if isinstance(u, str) and term.type not in ("logit", "probability"):
                 raise SpecError(ufield, f"must be an integer index for type '{term.type}', got {u!r}.")
             if isinstance(u, int) and u < 0:
@@ -385,11 +418,11 @@ def _check_semantics(spec: Spec) -> None:
             raise SpecError(f"{where}.vector", f"only type 'direction' takes a vector; type is '{term.type}'.")
         if term.type != "neuron" and (term.x is not None or term.y is not None):
             raise SpecError(f"{where}.x", f"only type 'neuron' takes x/y; type is '{term.type}'.")
-    n_units = max((len(t.units) for t in spec.objective if t.units), default=1)
+    n_units = max((len(t.units) for t in spec.objective if isinstance(t.units, list)), default=1)
     batch = spec.param.batch or n_units
     for i, term in enumerate(spec.objective):
         where = term_path(len(spec.objective), i)
-        if term.units is not None and len(term.units) != batch:
+        if isinstance(term.units, list) and len(term.units) != batch:
             raise SpecError(
                 f"{where}.units",
                 f"has {len(term.units)} units but the batch has {batch} images; make them equal or drop param.batch.",
@@ -419,6 +452,46 @@ def _check_semantics(spec: Spec) -> None:
         if not 1 <= s <= spec.steps:
             raise SpecError(f"thresholds[{i}]", f"{s} is outside 1..steps ({spec.steps}).")
     _check_device(spec.device)
+
+
+_UNIT_RANGE = re.compile(r"^\s*(\d*)\s*:\s*(\d*)\s*(?::\s*(\d*)\s*)?$")
+
+
+def parse_unit_range(text: str, field: str = "objective.units") -> slice:
+    """Sweep units as a slice: ``'all'`` -> ``slice(None)``, ``'start:stop[:step]'`` (stop excluded).
+
+    Anything else raises ``SpecError`` naming ``field``.
+    """
+    if text.strip().lower() == "all":
+        return slice(None)
+    m = _UNIT_RANGE.match(text)
+    if not m:
+        raise SpecError(field, f"{text!r} is not 'all', a range 'start:stop' (e.g. '0:64') or a list of units.")
+    start, stop, step = (int(g) if g else None for g in m.groups())
+    if step == 0:
+        raise SpecError(field, f"{text!r}: the step must be >= 1.")
+    if start is not None and stop is not None and stop <= start:
+        raise SpecError(field, f"{text!r} is empty: stop must be greater than start (stop is excluded).")
+    return slice(start, stop, step)
+
+
+def sweep_only_field(spec: Spec) -> str | None:
+    """The first field only 'featviz sweep' can expand (a layer list, units 'all' or a range), or None."""
+    for i, t in enumerate(spec.objective):
+        where = term_path(len(spec.objective), i)
+        if isinstance(t.layer, list):
+            return f"{where}.layer"
+        if isinstance(t.units, str):
+            return f"{where}.units"
+    return None
+
+
+def _check_layer_list(layers: list[str], kind: str, field: str) -> None:
+    if kind not in ("neuron", "channel", "logit", "probability"):
+        raise SpecError(field, f"a list of layers sweeps units; type '{kind}' has none. Give one layer.")
+    if len(set(layers)) != len(layers):
+        dup = next(x for x in layers if layers.count(x) > 1)
+        raise SpecError(field, f"layer {dup!r} is listed twice; list each layer once.")
 
 
 def _check_device(device: str) -> None:
@@ -573,7 +646,8 @@ def _schema_of(tp: Any, meta: Any) -> dict[str, Any]:
     origin = get_origin(tp)
     out: dict[str, Any]
     if origin in (Union, types.UnionType):
-        out = {"anyOf": [_schema_of(a, {}) for a in get_args(tp)]}
+        limits = {k: v for k, v in meta.items() if k in ("ge", "gt", "le")}  # e.g. int | None with ge=1
+        out = {"anyOf": [_schema_of(a, limits) for a in get_args(tp)]}
     elif origin is Literal:
         out = {"enum": list(get_args(tp))}
     elif origin is list:

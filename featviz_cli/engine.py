@@ -16,7 +16,7 @@ import torch.nn as nn
 from . import objectives as obj
 from . import param as prm
 from . import transforms as tf
-from .config import Spec, term_path
+from .config import Spec, sweep_only_field, term_path
 from .errors import OptimizationError, SpecError
 from .hooks import forward_to, resolve_layer
 from .models import ModelInfo, load_model
@@ -110,6 +110,10 @@ def render(
     progress_every: int = 0,
 ) -> RenderResult:
     """Render the images a spec describes; a preloaded ``model``/``info`` skips loading."""
+    sweep_field = sweep_only_field(spec)
+    if sweep_field:
+        raise SpecError(sweep_field, "layer lists, 'all' and ranges are for sweeps: run 'featviz sweep SPEC', "
+                        "or give one layer and a list of units.")
     t0 = time.perf_counter()
     device = pick_device(spec.device)
     dtype = pick_precision(spec.precision, device)

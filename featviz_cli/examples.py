@@ -923,7 +923,10 @@ def spec_layers(spec: Spec) -> list[str]:
     """The layers a spec's examples are for: ``dataset.layers``, else every objective term's layer."""
     if spec.dataset.layers:
         return list(spec.dataset.layers)
-    return list(dict.fromkeys(t.layer or OUTPUT for t in spec.objective))
+    layers: list[str] = []
+    for term in spec.objective:  # a sweep's term may name a list of layers
+        layers += term.layer if isinstance(term.layer, list) else [term.layer or OUTPUT]
+    return list(dict.fromkeys(layers))
 
 
 def run_examples(

@@ -367,16 +367,40 @@ def make_grid(
 # ---------------------------------------------------------------- a render's files
 
 
-def _write_png(out_dir: Path, relative: str, image: np.ndarray, files: dict[str, dict[str, Any]]) -> None:
-    """Write ``image`` as a PNG at ``out_dir/relative`` and record it in ``files``."""
+def write_png(out_dir: Path, relative: str, image: np.ndarray) -> dict[str, Any]:
+    """Write one ``(H, W, 3)`` uint8 image as a PNG at ``out_dir/relative`` atomically; return its record.
+
+    The record is ``{sha256, bytes, width, height}``.
+    """
     data = png_bytes(image)
     atomic_write_bytes(safe_join(out_dir, relative), data)
-    files[relative] = {
-        "sha256": sha256_bytes(data),
-        "bytes": len(data),
-        "width": int(image.shape[1]),
-        "height": int(image.shape[0]),
-    }
+    return {"sha256": sha256_bytes(data), "bytes": len(data), "width": int(image.shape[1]), "height": int(image.shape[0])}
+
+
+def _write_png(out_dir: Path, relative: str, image: np.ndarray, files: dict[str, dict[str, Any]]) -> None:
+    """Write ``image`` as a PNG at ``out_dir/relative`` and record it in ``files``."""
+    files[relative] = write_png(out_dir, relative, image)
+
+
+def write_bytes_if_changed(path: Path, data: bytes) -> bool:
+    """Write ``data`` atomically unless ``path`` already holds exactly these bytes; True if written."""
+    try:
+        if Path(path).read_bytes() == data:
+            return False
+    except OSError:
+        pass
+    atomic_write_bytes(path, data)
+    return True
+
+
+def ensure_dir(out_dir: Path, relative: str) -> Path:
+    """Create ``out_dir/relative`` with its parents (inside ``out_dir``); OutputError if impossible."""
+    path = safe_join(out_dir, relative)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _write_error(path, err, "cannot create directory") from err
+    return path
 
 
 def _remove_stale_meta(out_dir: Path) -> None:

@@ -533,3 +533,16 @@ def test_render_with_a_dataset_section_also_writes_the_examples(tmp_path: Path, 
     doc = json.loads((tmp_path / "out" / "examples" / "act2" / "examples.json").read_text())
     assert doc["images_seen"] == 12 and len(doc["units"]["3"]["top"]) == 2
     assert (tmp_path / "out" / "meta.json").exists()
+
+
+def test_a_sweep_spec_gives_examples_for_all_its_layers(tmp_path: Path, tiny_spec: dict) -> None:
+    from featviz_cli.examples import spec_layers
+
+    data = {**tiny_spec, "objective": {"type": "channel", "layer": ["act1", "act3"], "units": "all"}}
+    assert spec_layers(parse_spec(data)) == ["act1", "act3"]
+    _red_folder(tmp_path / "images")
+    spec = _spec_file(tmp_path, data)
+    result = CliRunner().invoke(app, ["examples", str(spec), "--images", str(tmp_path / "images"), "--out",
+                                      str(tmp_path / "atlas"), "--k", "1", "--workers", "0", "-q"])
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.split()) == 2
