@@ -110,6 +110,8 @@ def render(
         print(f"Rendered {len(result.labels)} image(s) in {result.timings['optimize_s']:.1f}s "
               f"on {result.device}: {result.description}", file=sys.stderr)
         typer.echo(str(grid if "grid.png" in files else out_dir / "meta.json"))
+        if spec.dataset.images:  # a dataset: section puts the dataset examples beside the images
+            _examples(spec, restart=False, quiet=quiet)
 
     _run(go)
 
@@ -158,6 +160,48 @@ def layers(
             typer.echo(f"{r.name:<{width}}  {r.type:<22} {shape}")
 
     _run(go)
+
+
+@app.command()
+def examples(
+    config: ConfigArg,
+    images: Annotated[Optional[Path], typer.Option("--images", "-i", help="Folder of images, searched recursively (overrides dataset.images).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output directory (overrides output.dir).")] = None,
+    k: Annotated[Optional[int], typer.Option("--k", help="Examples per unit (overrides dataset.k).", min=1)] = None,
+    bottom: Annotated[Optional[bool], typer.Option("--bottom/--no-bottom", help="Also keep the bottom-k (most negative).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Image decoding worker processes (overrides dataset.workers).", min=0)] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Images per forward pass (overrides dataset.batch_size).", min=1)] = None,
+    restart: Annotated[bool, typer.Option("--restart", help="Ignore a saved checkpoint and start the pass over.")] = False,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
+    set_: SetOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+) -> None:
+    """Find the dataset images that excite each unit most, with crops sized by the receptive field."""
+
+    def go() -> None:
+        spec = _load(config, set_, device=device, **{
+            "dataset.images": str(images) if images is not None else None, "dataset.k": k, "dataset.bottom": bottom,
+            "dataset.workers": workers, "dataset.batch_size": batch_size,
+        })
+        if out is not None:
+            spec.output.dir = str(out)
+        _examples(spec, restart=restart, quiet=quiet)
+
+    _run(go)
+
+
+def _examples(spec: Any, *, restart: bool, quiet: bool) -> None:
+    """Run a spec's dataset-examples pass with progress; print each layer page's path."""
+    from .examples import run_examples
+
+    with _progress(quiet, what="images", value_name="images/s") as progress:
+        result, paths = run_examples(spec, restart=restart, progress=progress, notify=None if quiet else _say)
+    speed = ("all from the checkpoint" if result.resumed_from == result.files
+             else f"at {result.timings['images_per_s']:.1f} images/s")
+    _say(f"Ranked {result.images_seen} image(s) for {len(result.layers)} layer(s) "
+         f"({result.unreadable} unreadable), {speed}")
+    for path in paths.values():
+        typer.echo(str(path.parent / "index.html"))
 
 
 @app.command()
@@ -265,12 +309,14 @@ class _progress:
 
     With ``units`` (sweeps) it also shows units done / total with an ETA over the whole
     sweep, and the steps of the current batch; ``__enter__`` then returns the object itself
-    (``progress(done, total, value)`` for steps, ``progress.units(done, total)``).
+    (``progress(done, total, value)`` for steps, ``progress.units(done, total)``). ``what`` and
+    ``value_name`` name the counted things and the value (``images``, ``images/s`` for examples).
     """
 
-    def __init__(self, quiet: bool, units: bool = False) -> None:
+    def __init__(self, quiet: bool, units: bool = False, what: str = "step", value_name: str = "objective") -> None:
         self.quiet = quiet
         self.with_units = units
+        self.what, self.value_name = what, value_name
         self.bar: Any = None
         self.last_line = time.monotonic()
         self.last_decile = 0
@@ -290,7 +336,8 @@ class _progress:
             self.bar.start()
             if self.with_units:
                 self.units_task = self.bar.add_task("units", total=None, note="")
-            self.task = self.bar.add_task("optimizing" if not self.with_units else "batch steps", total=None, note="")
+            label = "optimizing" if self.what == "step" else self.what
+            self.task = self.bar.add_task(label if not self.with_units else "batch steps", total=None, note="")
         return self if self.with_units else self.update
 
     def __call__(self, done: int, total: int, value: float) -> None:
@@ -298,7 +345,7 @@ class _progress:
 
     def update(self, done: int, total: int, value: float) -> None:
         if self.bar is not None:
-            self.bar.update(self.task, completed=done, total=total, note=f"objective {value:.4g}")
+            self.bar.update(self.task, completed=done, total=total, note=f"{self.value_name} {value:.4g}")
             return
         now, decile = time.monotonic(), done * 10 // total
         if self.with_units:  # many batches: a step line only as a heartbeat
@@ -308,7 +355,7 @@ class _progress:
             return
         if done == total or now - self.last_line >= 10.0 or decile != self.last_decile:
             self.last_line, self.last_decile = now, decile
-            print(f"step {done}/{total} objective {value:.4g}", file=sys.stderr, flush=True)
+            print(f"{self.what} {done}/{total} {self.value_name} {value:.4g}", file=sys.stderr, flush=True)
 
     def units(self, done: int, total: int) -> None:
         """Units done / total over the whole sweep, with an ETA from this run's pace."""

@@ -241,6 +241,30 @@ class InterpolateSpec:
 
 
 @dataclass
+class DatasetSpec:
+    """Dataset examples (``featviz examples``): the natural images that excite each unit most."""
+
+    images: str | None = _f(
+        None, help="Folder of images, searched recursively (.jpg, .jpeg, .png, .webp); or --images DIR."
+    )
+    layers: list[str] | None = _f(
+        None, help="Layers to collect examples for; default: the objective's layers.", min_items=1
+    )
+    k: int = _f(8, help="Examples kept per unit (top-k by the unit's maximum over space).", ge=1, le=1000)
+    bottom: bool = _f(False, help="Also keep the bottom-k: the images with the most negative minimum.")
+    batch_size: int = _f(32, help="Images per forward pass.", ge=1)
+    workers: int = _f(2, help="DataLoader worker processes decoding images (0: in the main process).", ge=0)
+    checkpoint_every: int = _f(1000, help="Save the pass's state every N images, so a killed pass resumes.", ge=1)
+    rf_mass: float = _f(
+        0.9,
+        help="Crop size: the square around the maximum holding this fraction of the unit's input gradient "
+        "(its effective receptive field); 1.0 = every input pixel that can affect the unit.",
+        gt=0,
+        le=1,
+    )
+
+
+@dataclass
 class Spec:
     """A whole single experiment."""
 
@@ -262,6 +286,7 @@ class Spec:
     )
     output: OutputSpec = _f(factory=OutputSpec, help="Outputs.")
     sweep: SweepSpec = _f(factory=SweepSpec, help="Settings of 'featviz sweep' (ignored by 'featviz render').")
+    dataset: DatasetSpec = _f(factory=DatasetSpec, help="Dataset examples for 'featviz examples'.")
     name: str | None = _f(None, help="A name for this experiment, used in metadata.")
     relu_redirect: int = _f(
         16,

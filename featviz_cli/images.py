@@ -1,11 +1,14 @@
 """Reading photos: one image as a square tensor, and the images of a folder.
 
 Used to start a render from a photo (``param.init_image``) and to compute a
-natural-image spectrum for MACO (``featviz spectrum DIR``).
+natural-image spectrum for MACO (``featviz spectrum DIR``), and to stream a folder
+for dataset examples (``iter_images``: sorted, memory-bounded walk).
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -41,12 +44,43 @@ def load_image(path: str | Path, size: int, *, field: str = "param.init_image") 
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).clamp(0, 1)
 
 
+def iter_images(root: Path) -> Iterator[str]:
+    """Relative POSIX paths of the image files under ``root``, recursively, in sorted order.
+
+    Extensions are matched case-insensitively; hidden files and folders (``.name``) and
+    symlinked folders are skipped; unreadable folders are skipped. The order is the same
+    on every run and every platform, which makes "the first N files" a resumable position.
+    """
+    root = Path(root)
+
+    def walk(directory: Path, prefix: str) -> Iterator[str]:
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError:
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            rel = f"{prefix}{entry.name}"
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+                is_file = not is_dir and entry.is_file()
+            except OSError:
+                continue
+            if is_dir:
+                yield from walk(Path(entry.path), rel + "/")
+            elif is_file and os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES:
+                yield rel
+
+    yield from walk(root, "")
+
+
 def list_images(folder: str | Path, *, field: str = "DIR") -> list[Path]:
     """The image files under ``folder`` (recursive), sorted; ``SpecError`` when there are none."""
     root = Path(folder).expanduser()
     if not root.is_dir():
         raise SpecError(field, f"{root}: not a directory; give a folder of images.")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = [root / rel for rel in iter_images(root)]
     if not files:
         raise SpecError(field, f"{root}: no images found ({', '.join(IMAGE_SUFFIXES)}).")
     return files

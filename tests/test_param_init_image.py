@@ -43,7 +43,7 @@ def test_from_valid_rgb_inverts_to_valid_rgb() -> None:
 def test_load_image_resizes_and_centre_crops() -> None:
     img = load_image(DATA / "coffee.jpg", 40)  # 384x256 -> 60x40 -> centre 40x40
     assert img.shape == (3, 40, 40) and 0 <= img.min() and img.max() <= 1
-    assert list_images(DATA) == sorted([DATA / "chelsea.jpg", DATA / "coffee.jpg"])
+    assert list_images(DATA) == sorted(DATA / f for f in ("astronaut.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg"))
 
 
 def test_unreadable_photo_names_the_field(tmp_path) -> None:
