@@ -76,6 +76,7 @@ def result_meta(result: RenderResult) -> dict[str, Any]:
         "steps": result.steps,
         "loss_curve": [round(v, 6) for v in result.curve],
         "timings": result.timings,
+        "runtime": result.runtime,
         "versions": versions(),
         "spec": spec_to_dict(spec) if spec else None,
     }
