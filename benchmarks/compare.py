@@ -221,7 +221,7 @@ def run_floor(job: dict[str, Any]) -> dict[str, Any]:
     """The bare network truncated at the layer: forward + backward to the input only."""
     import torch
 
-    from featviz_cli.runtime import Network, resolve_channels_last, resolve_precision
+    from featviz_cli.runtime import Network, cudnn_autotune, resolve_channels_last, resolve_precision
 
     work = WORKS[job["work"]]
     model, info = _load(work)
@@ -241,17 +241,18 @@ def run_floor(job: dict[str, Any]) -> dict[str, Any]:
         a = net(xi)[work.layer]
         a[idx, idx % a.shape[1]].float().mean().backward()
 
-    for _ in range(job["warmup"]):
-        step()
-    _sync(job["device"])
-    times = []
-    t_all = time.perf_counter()
-    for _ in range(job["timed_steps"]):
-        t = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t)
-    _sync(job["device"])
-    wall = time.perf_counter() - t_all
+    with cudnn_autotune(device):  # as featviz runs it
+        for _ in range(job["warmup"]):
+            step()
+        _sync(job["device"])
+        times = []
+        t_all = time.perf_counter()
+        for _ in range(job["timed_steps"]):
+            t = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - t)
+        _sync(job["device"])
+        wall = time.perf_counter() - t_all
     s = wall / job["timed_steps"] if device.type == "cuda" else statistics.median(times)
     return {"step_s": s, "setup_s": 0.0, "precision": "fp32" if dtype is None else str(dtype).replace("torch.", ""),
             "channels_last": cl, **_peak_memory()}

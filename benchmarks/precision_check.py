@@ -2,7 +2,7 @@
 
     python -m benchmarks.precision_check --spec configs/quickstart.yaml --steps 256 --device cpu --out out/precision
 
-Writes ``<out>/fp32/`` and ``<out>/<precision>/`` (PNGs, grid, meta.json), ``<out>/diff_x4.png``
+Writes ``<out>/fp32/`` and ``<out>/<precision>[_<b-set>]/`` (PNGs, grid, meta.json), ``<out>/diff_x4.png``
 (absolute difference, 4x brighter) and ``<out>/precision_check.json``: mean/max absolute
 pixel difference (0-255 scale) per image, the objective values, step times, and whether an
 independent judge network (``efficientnet_lite1`` when installed) still classifies each class
@@ -61,23 +61,24 @@ def _classes(spec: Any, class_names: Any) -> list[int] | None:
 
 
 def run(spec_path: str, out: Path, *, precision: str, steps: int | None, size: int | None, device: str,
-        judge: str, overrides: list[str]) -> dict[str, Any]:
-    """Render fp32 and ``precision`` with the same seed; write both and the comparison."""
+        judge: str, overrides: list[str], b_overrides: list[str] = ()) -> dict[str, Any]:
+    """Render fp32 (``a``) and ``precision`` (``b``, plus ``b_overrides``) with the same seed; write both and the comparison."""
     results = {}
-    for prec in ("fp32", precision):
-        sets = list(overrides) + [f"precision={prec}"] + ([f"param.size={size}"] if size else [])
+    name_b = precision + "".join(f"_{o.replace('=', '-')}" for o in b_overrides)
+    for name, prec, extra in (("fp32", "fp32", []), (name_b, precision, list(b_overrides))):
+        sets = list(overrides) + [f"precision={prec}"] + ([f"param.size={size}"] if size else []) + extra
         spec = load_spec(spec_path, sets, steps=steps, device=device)
         t0 = time.perf_counter()
-        result, _ = render_to_dir(spec, out / prec)
-        results[prec] = (result, time.perf_counter() - t0, spec)
-    a, b = results["fp32"][0], results[precision][0]
+        result, _ = render_to_dir(spec, out / name)
+        results[name] = (result, time.perf_counter() - t0, spec)
+    a, b = results["fp32"][0], results[name_b][0]
     diff = (a.images - b.images).abs() * 255
     grid = (diff * 4).clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     atomic_write_bytes(out / "diff_x4.png", png_bytes(np.concatenate(list(grid), axis=1)))
     classes = _classes(results["fp32"][2], a.model_info.class_names)
     report = {
         "spec": spec_path, "device": a.device, "steps": a.steps, "size": int(a.images.shape[-1]),
-        "precision": precision, "labels": a.labels,
+        "precision": precision, "b_overrides": list(b_overrides), "labels": a.labels,
         "mean_abs_diff_255": [round(float(d.mean()), 3) for d in diff],
         "max_abs_diff_255": [round(float(d.max()), 2) for d in diff],
         "objective": {p: [round(v, 4) for v in r[0].values] for p, r in results.items()},
@@ -94,18 +95,21 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--spec", default="configs/quickstart.yaml")
     ap.add_argument("--out", default="out/precision_check")
-    ap.add_argument("--precision", default="bf16", choices=["bf16", "fp16"])
+    ap.add_argument("--precision", default="bf16", choices=["bf16", "fp16", "fp32"])
     ap.add_argument("--steps", type=int, default=256)
     ap.add_argument("--size", type=int, default=None, help="param.size override (default: the spec's)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=0, help="torch threads on the CPU (0: torch's default)")
     ap.add_argument("--judge", default="efficientnet_lite1", help="model that classifies the renders, or 'none'")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="spec override key.path=value")
+    ap.add_argument("--b-set", dest="b_overrides", action="append", default=[],
+                    help="override for the second render only, e.g. channels_last=false with --precision fp32: "
+                    "how far a mere change of rounding moves the images (the baseline for the bf16 figures)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     report = run(args.spec, Path(args.out), precision=args.precision, steps=args.steps, size=args.size,
-                 device=args.device, judge=args.judge, overrides=args.overrides)
+                 device=args.device, judge=args.judge, overrides=args.overrides, b_overrides=args.b_overrides)
     print(json.dumps(report, indent=1))
     return 0
 
