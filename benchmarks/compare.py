@@ -106,12 +106,15 @@ def run_featviz(job: dict[str, Any]) -> dict[str, Any]:
     if job.get("compile"):
         spec_data["compile"] = True
 
+    cpu = [0.0]
+
     def timed(steps: int) -> tuple[Any, list[float], float, float]:
         stamps: list[float] = []
         spec = parse_spec({**spec_data, "steps": steps})
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = render(spec, model=model, info=info, progress=lambda *a: stamps.append(time.perf_counter()),
                         progress_every=1)
+        cpu[0] = (time.process_time() - c0) / steps
         return result, stamps, t0, time.perf_counter() - t0
 
     timed(job["warmup"])
@@ -130,7 +133,7 @@ def run_featviz(job: dict[str, Any]) -> dict[str, Any]:
         step = loop / job["timed_steps"]  # CUDA progress is read lagged: the synchronized loop total is honest
     else:
         step = statistics.median([b - a for a, b in zip(stamps[:-1], stamps[1:])])
-    return {"step_s": step, "setup_s": max(wall - loop, 0.0), "precision": result.precision,
+    return {"step_s": step, "cpu_step_s": cpu[0], "setup_s": max(wall - loop, 0.0), "precision": result.precision,
             "runtime": result.runtime, "profile": profile, **_peak_memory()}
 
 
@@ -194,15 +197,18 @@ def run_lucent(job: dict[str, Any]) -> dict[str, Any]:
             stamps.append(time.perf_counter())
             return out
 
+    cpu = [0.0]
+
     def timed(steps: int) -> tuple[float, float]:
         stamps.clear()
         np.random.seed(0)
         torch.manual_seed(0)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         render.render_vis(model, objective, lambda: param.image(job["size"], batch=batch),
                           optimizer=lambda p: TimedAdam(p, lr=0.05), thresholds=(steps,),
                           show_image=False, progress=False)
         _sync(str(device))
+        cpu[0] = (time.process_time() - c0) / steps
         return t0, time.perf_counter() - t0
 
     timed(job["warmup"])
@@ -214,7 +220,8 @@ def run_lucent(job: dict[str, Any]) -> dict[str, Any]:
         step = wall / job["timed_steps"]
     else:
         step = statistics.median([b - a for a, b in zip([t0] + stamps[:-1], stamps)][1:] or [loop])
-    return {"step_s": step, "setup_s": max(wall - loop, 0.0), "precision": "fp32", **_peak_memory()}
+    return {"step_s": step, "cpu_step_s": cpu[0], "setup_s": max(wall - loop, 0.0), "precision": "fp32",
+            **_peak_memory()}
 
 
 def run_floor(job: dict[str, Any]) -> dict[str, Any]:
@@ -246,15 +253,16 @@ def run_floor(job: dict[str, Any]) -> dict[str, Any]:
             step()
         _sync(job["device"])
         times = []
-        t_all = time.perf_counter()
+        t_all, c_all = time.perf_counter(), time.process_time()
         for _ in range(job["timed_steps"]):
             t = time.perf_counter()
             step()
             times.append(time.perf_counter() - t)
         _sync(job["device"])
         wall = time.perf_counter() - t_all
+        cpu_step = (time.process_time() - c_all) / job["timed_steps"]
     s = wall / job["timed_steps"] if device.type == "cuda" else statistics.median(times)
-    return {"step_s": s, "setup_s": 0.0, "precision": "fp32" if dtype is None else str(dtype).replace("torch.", ""),
+    return {"step_s": s, "cpu_step_s": cpu_step, "setup_s": 0.0, "precision": "fp32" if dtype is None else str(dtype).replace("torch.", ""),
             "channels_last": cl, **_peak_memory()}
 
 
@@ -389,6 +397,8 @@ def summarize(results: dict[tuple[str, str, str], list[dict[str, Any]]], args: a
                    "featviz_step_ms": f_step and 1000 * f_step, "lucent_step_ms": med(lu, "step_s") and 1000 * med(lu, "step_s"),
                    "floor_step_ms": floor and 1000 * floor, "floor_ratio": f_step / floor if f_step and floor else None,
                    "featviz_mem_mib": mem(fv), "lucent_mem_mib": mem(lu), "precision": precision,
+                   "cpu_ratio": _div(med(lu, "cpu_step_s"), med(fv, "cpu_step_s")),
+                   "cpu_floor_ratio": _div(med(fv, "cpu_step_s"), med((w, "floor", "floor"), "cpu_step_s")),
                    "notes": "; ".join(filter(None, [note(fv), note(lu)]))}
             if comp == "equal":
                 for extra in ("featviz-fp32", "featviz-compile"):
@@ -403,6 +413,10 @@ def summarize(results: dict[tuple[str, str, str], list[dict[str, Any]]], args: a
     return rows
 
 
+def _div(a: float | None, b: float | None) -> float | None:
+    return a / b if a and b else None
+
+
 def _fmt(v: float | None, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
@@ -411,14 +425,16 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     """The Markdown table BENCHMARKS.md holds."""
     mem = "GPU peak MiB" if args.device.startswith("cuda") else "peak RSS MiB"
     head = (f"| work | comparison | featviz img/s ({'/'.join(sorted({r['precision'] for r in rows}))}) | torch-lucent img/s "
-            f"| ratio | featviz ms/step | floor ms/step | floor ratio | {mem} featviz / lucent |")
-    lines = [head, "|" + " --- |" * 9]
+            f"| ratio | featviz ms/step | floor ms/step | floor ratio | {mem} featviz / lucent "
+            f"| ratio, floor ratio by CPU time |")
+    lines = [head, "|" + " --- |" * 10]
     for r in rows:
         lines.append(
             f"| {r['work']} | {r['comparison']} ({r['size']} px) | {_fmt(r['featviz_ips'], '.2f')} | "
             f"{_fmt(r['lucent_ips'], '.2f')} | {_fmt(r['ratio'], '.2f')}x | {_fmt(r['featviz_step_ms'], '.0f')} | "
             f"{_fmt(r['floor_step_ms'], '.0f')} | {_fmt(r['floor_ratio'], '.2f')} | "
-            f"{_fmt(r['featviz_mem_mib'], '.0f')} / {_fmt(r['lucent_mem_mib'], '.0f')} |"
+            f"{_fmt(r['featviz_mem_mib'], '.0f')} / {_fmt(r['lucent_mem_mib'], '.0f')} | "
+            f"{_fmt(r['cpu_ratio'], '.2f')}x, {_fmt(r['cpu_floor_ratio'], '.2f')} |"
         )
     extras = [r for r in rows if any(k in r for k in ("featviz-fp32_ips", "featviz-compile_ips", "floor_fp32_nchw_step_ms"))]
     if extras:
@@ -444,11 +460,17 @@ def verdict(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[str]:
     return out
 
 
-def print_profile(prof: dict[str, Any], work: str) -> None:
-    print(f"\nProfile of one featviz step, {work} (ms per step; 'featviz.network' is the truncated forward, "
-          "'featviz.backward' all of the backward):")
-    for k, v in sorted(prof["scopes_ms"].items(), key=lambda kv: -kv[1]):
+def print_profile(prof: dict[str, Any], work: str, floor_ms: float | None) -> None:
+    """Where featviz's step goes, next to the floor (the bare network's forward + backward)."""
+    print(f"\nProfile of featviz's step, {work} (ms per step, profiler on; 'featviz.network' is the truncated "
+          "forward, 'featviz.backward' the whole backward: network, transforms, FFT):")
+    scopes = prof["scopes_ms"]
+    for k, v in sorted(scopes.items(), key=lambda kv: -kv[1]):
         print(f"  {k:<22} {v:9.2f}")
+    net = scopes.get("featviz.network", 0) + scopes.get("featviz.backward", 0)
+    rest = sum(v for k, v in scopes.items() if k not in ("featviz.network", "featviz.backward"))
+    print(f"  network forward + all backward {net:.1f} ms (floor {_fmt(floor_ms, '.1f')} ms without the profiler); "
+          f"image, transforms, objective, optimizer {rest:.1f} ms")
     print("  top operators (self time, calls per step):")
     for name, ms, calls in prof["top_ops_ms"]:
         print(f"    {name[:48]:<48} {ms:9.2f}  x{calls}")
@@ -472,7 +494,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--no-fp32-row", dest="fp32_row", action="store_false",
                     help="skip featviz fp32 and the fp32 NCHW floor (reference rows)")
     ap.add_argument("--compile-row", action="store_true", help="also time featviz with compile: true")
-    ap.add_argument("--profile", action="store_true", help="profile one featviz step per work and print it")
+    ap.add_argument("--profile", choices=["auto", "always", "never"], default="auto",
+                    help="profile featviz's step (torch.profiler) and print where the time goes: auto = for the "
+                    "works that miss a target")
     ap.add_argument("--quick", action="store_true", help="smoke run: batch 4, 3 timed steps, 1 repeat, 'equal' only")
     ap.add_argument("--json", default=None, help="also write all results to this JSON file")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per measurement before it is abandoned")
@@ -521,21 +545,22 @@ def main(argv: list[str] | None = None) -> int:
             shown = f"{1000 * r['step_s']:.0f} ms/step" if "step_s" in r else (r.get("skipped") or r.get("error"))
             print(f"  [{rep + 1}/{args.repeats}] {job['work']:<9} {job['comparison']:<7} {job['tool']:<16} {shown}"
                   f"   (load {loadavg()})", file=sys.stderr, flush=True)
-    profiles = {}
-    if args.profile:
-        for w in args.models:
-            job = {**jobs[0], "work": w, "comparison": "equal", "size": args.size, "tool": "featviz",
-                   "precision": args.precision, "profile": True}
-            r = spawn(job, args.timeout)
-            if r.get("profile"):
-                profiles[w] = r["profile"]
-                print_profile(r["profile"], w)
     rows = summarize(results, args)
-    print(f"\n# {time.time() - t0:.0f}s; load average at end: {loadavg()}")
     missed = verdict(rows, args)
+    profiles = {}
+    to_profile = args.models if args.profile == "always" else \
+        [w for w in args.models if any(m.startswith(w) for m in missed)] if args.profile == "auto" else []
+    for w in to_profile:
+        job = {**jobs[0], "work": w, "comparison": "equal", "size": args.size, "tool": "featviz",
+               "precision": args.precision, "profile": True, "timed_steps": min(args.timed_steps, 6)}
+        r = spawn(job, args.timeout)
+        if r.get("profile"):
+            profiles[w] = r["profile"]
+            floor = next((row["floor_step_ms"] for row in rows if row["work"] == w), None)
+            print_profile(r["profile"], w, floor)
+    print(f"\n# {time.time() - t0:.0f}s; load average at end: {loadavg()}")
     if missed:
-        print("# targets missed: " + "; ".join(missed) + (" (see the profile above)" if profiles else
-                                                          " (rerun with --profile for where the time goes)"))
+        print("# targets missed: " + "; ".join(missed) + (" (profiles above)" if profiles else ""))
     print(table(rows, args))
     if args.json:
         Path(args.json).write_text(json.dumps({"command": cmd, "machine": info, "rows": rows, "profiles": profiles,

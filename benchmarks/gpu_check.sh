@@ -75,7 +75,7 @@ EOF
 if [ "$QUICK" = 1 ]; then
   STEPS=16; BENCH=(--quick --models googlenet,lite0 --threads 2); PSTEPS=8; TL_TEST=240; TL_PREC=300; TL_BENCH=600; TL_COMP=300
 else
-  STEPS=64; BENCH=(--batch 64 --full --warmup 3 --repeats "${BENCH_REPEATS:-1}" --comparisons equal --profile
+  STEPS=64; BENCH=(--batch 64 --full --warmup 3 --repeats "${BENCH_REPEATS:-1}" --comparisons equal --profile always
                    --models "${BENCH_MODELS:-googlenet,resnet50,lite0}"); PSTEPS=256; TL_TEST=90; TL_PREC=100; TL_BENCH=240; TL_COMP=90
 fi
 
@@ -97,7 +97,7 @@ part bench "$TL_BENCH" bash -c "$PY -m benchmarks.compare --device '$DEVICE' --s
 # --- 4. optional: compile: true (compilation is slow; only googlenet)
 if [ "${SKIP_COMPILE:-0}" != 1 ]; then
   part compile "$TL_COMP" bash -c "$PY -m benchmarks.compare --device '$DEVICE' --steps $STEPS ${BENCH[*]} --models googlenet \
-    --no-lucent --no-fp32-row --compile-row --json '$OUT/compile.json' > '$OUT/compile.log' 2>&1; rc=\$?; tail -12 '$OUT/compile.log'; exit \$rc"
+    --no-lucent --no-fp32-row --compile-row --profile never --json '$OUT/compile.json' > '$OUT/compile.log' 2>&1; rc=\$?; tail -12 '$OUT/compile.log'; exit \$rc"
 fi
 
 # --- summary, then the table
