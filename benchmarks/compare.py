@@ -430,8 +430,8 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     lines = [head, "|" + " --- |" * 10]
     for r in rows:
         lines.append(
-            f"| {r['work']} | {r['comparison']} ({r['size']} px) | {_fmt(r['featviz_ips'], '.2f')} | "
-            f"{_fmt(r['lucent_ips'], '.2f')} | {_fmt(r['ratio'], '.2f')}x | {_fmt(r['featviz_step_ms'], '.0f')} | "
+            f"| {r['work']} | {r['comparison']} ({r['size']} px) | {_fmt(r['featviz_ips'], '.3g')} | "
+            f"{_fmt(r['lucent_ips'], '.3g')} | {_fmt(r['ratio'], '.2f')}x | {_fmt(r['featviz_step_ms'], '.0f')} | "
             f"{_fmt(r['floor_step_ms'], '.0f')} | {_fmt(r['floor_ratio'], '.2f')} | "
             f"{_fmt(r['featviz_mem_mib'], '.0f')} / {_fmt(r['lucent_mem_mib'], '.0f')} | "
             f"{_fmt(r['cpu_ratio'], '.2f')}x, {_fmt(r['cpu_floor_ratio'], '.2f')} |"
@@ -441,8 +441,8 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         lines += ["", "| work | featviz fp32 img/s | featviz fp32 ms/step | featviz compile img/s | floor fp32 NCHW ms/step |",
                   "|" + " --- |" * 5]
         for r in extras:
-            lines.append(f"| {r['work']} | {_fmt(r.get('featviz-fp32_ips'), '.2f')} | {_fmt(r.get('featviz-fp32_step_ms'), '.0f')} | "
-                         f"{_fmt(r.get('featviz-compile_ips'), '.2f')} | {_fmt(r.get('floor_fp32_nchw_step_ms'), '.0f')} |")
+            lines.append(f"| {r['work']} | {_fmt(r.get('featviz-fp32_ips'), '.3g')} | {_fmt(r.get('featviz-fp32_step_ms'), '.0f')} | "
+                         f"{_fmt(r.get('featviz-compile_ips'), '.3g')} | {_fmt(r.get('floor_fp32_nchw_step_ms'), '.0f')} |")
     notes = [f"- {r['work']} {r['comparison']}: {r['notes']}" for r in rows if r["notes"]]
     return "\n".join(lines + ([""] + notes if notes else []))
 
