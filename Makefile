@@ -5,13 +5,16 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
+BENCHSTAMP := $(VENV)/.installed-bench
+BENCH_ARGS ?=
 OUT    ?= out/quickstart
 
-.PHONY: demo test venv dev clean help chromium
+.PHONY: demo test bench venv dev clean help chromium
 
 help:
 	@echo "make demo   - render configs/quickstart.yaml on the embedded EfficientNet-Lite0 into $(OUT)"
 	@echo "make test   - install the dev extras (and Debian's chromium where missing) and run the test suite"
+	@echo "make bench  - install torch-lucent 0.1.8 beside featviz and run benchmarks/compare.py (BENCH_ARGS=--quick)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +47,14 @@ chromium:
 
 test: $(DEVSTAMP) chromium
 	$(PY) -m pytest
+
+# torch-lucent's declared pins are old: the versions that work with today's torch, without their deps.
+$(BENCHSTAMP): pyproject.toml $(STAMP)
+	$(PIP) install -q --no-deps 'torch-lucent==0.1.8' 'kornia==0.4.1' decorator ipython traitlets
+	@touch $@
+
+bench: $(BENCHSTAMP)
+	$(PY) -m benchmarks.compare $(BENCH_ARGS)
 
 clean:
 	rm -rf out build *.egg-info

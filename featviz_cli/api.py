@@ -77,6 +77,7 @@ def result_meta(result: RenderResult) -> dict[str, Any]:
         "loss_curve": [round(v, 6) for v in result.curve],
         "timings": result.timings,
         "techniques": result.techniques,
+        "runtime": result.runtime,
         "versions": versions(),
         "spec": spec_to_dict(spec) if spec else None,
     }

@@ -282,7 +282,15 @@ class Spec:
     seed: int = _f(0, help="Random seed (parameters, transforms, random directions).", ge=0)
     device: str = _f("auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps.")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = _f(
-        "auto", help="auto: fp32 on CPU, mixed precision on CUDA."
+        "auto", help="Autocast of the network. auto: bf16 on CUDA (fp16 with loss scaling where bf16 is missing) "
+        "and on CPUs with native bf16 (AMX / AVX-512 BF16); fp32 elsewhere.",
+    )
+    channels_last: bool | Literal["auto"] = _f(
+        "auto", help="Run the network on channels_last tensors (faster convolutions). auto: on CUDA and CPU, not MPS."
+    )
+    compile: bool = _f(
+        False, help="torch.compile the network truncated at the objective's layer (slow start, faster steps; "
+        "falls back to eager with a note in meta.json when the model does not trace or compile).",
     )
     output: OutputSpec = _f(factory=OutputSpec, help="Outputs.")
     sweep: SweepSpec = _f(factory=SweepSpec, help="Settings of 'featviz sweep' (ignored by 'featviz render').")
@@ -786,6 +794,8 @@ def _limits(value: float, path: str, meta: Any) -> None:
 
 def _describe(tp: Any) -> str:
     origin = get_origin(tp)
+    if origin is Literal:
+        return " or ".join(repr(c) for c in get_args(tp))
     if origin is list:
         return "a list"
     if origin is dict or dataclasses.is_dataclass(tp):

@@ -15,10 +15,11 @@ import torch.nn as nn
 
 from . import objectives as obj
 from . import param as prm
+from . import runtime as rt
 from . import transforms as tf
 from .config import Spec, batch_size, sweep_only_field, term_path
 from .errors import OptimizationError, SpecError
-from .hooks import forward_to, resolve_layer
+from .hooks import resolve_layer
 from .models import ModelInfo, load_model
 from .optimizers import make_optimizer
 from .redirect import redirected_relus
@@ -49,6 +50,7 @@ class RenderResult:
     timings: dict[str, float] = field(default_factory=dict)
     spec: Spec | None = None
     techniques: dict[str, Any] = field(default_factory=dict)
+    runtime: dict[str, object] = field(default_factory=dict)
 
 
 def pick_device(name: str) -> torch.device:
@@ -70,16 +72,8 @@ def pick_device(name: str) -> torch.device:
 
 
 def pick_precision(name: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for the model's forward, or None for plain fp32 (``auto``: mixed on CUDA only)."""
-    if name == "fp32" or (name == "auto" and device.type != "cuda"):
-        return None
-    if name == "bf16":
-        return torch.bfloat16
-    if name == "fp16":
-        if device.type != "cuda":
-            raise SpecError("precision", "fp16 needs a CUDA device; use fp32 or bf16 here.")
-        return torch.float16
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    """The autocast dtype for the model's forward, or None for plain fp32 (see ``runtime.resolve_precision``)."""
+    return rt.resolve_precision(name, device)
 
 
 class Preprocess(nn.Module):
@@ -140,13 +134,20 @@ def render(
 
         image = SharedLowRes(image, batch, spec.param.size, sd=spec.param.sd, generator=gen, device=device)
     penalties = _penalties(spec)
-    result = optimize(
-        model, info, objective, image, build_transforms(spec, info),
-        steps=spec.steps, lr=spec.optimizer.lr, penalties=penalties, generator=gen, device=device,
-        autocast_dtype=dtype, thresholds=spec.thresholds, blur_every=spec.regularizers.blur_every,
-        blur_sigma=spec.regularizers.blur_sigma, progress=progress, progress_every=progress_every,
-        optimizer=spec.optimizer.type, relu_redirect=spec.relu_redirect,
-    )
+    layers = [n for n in objective.layers + (penalties.layers if penalties else ()) if n != obj.IMAGE]
+    model = model.to(device).eval()
+    probe = Preprocess(info).to(device)(torch.rand(1, 3, info.input_size, info.input_size,
+                                                   generator=torch.Generator().manual_seed(0)).to(device))
+    with rt.folded_batchnorm(model, layers, probe) as folded:  # the user's model is restored afterwards
+        result = optimize(
+            model, info, objective, image, build_transforms(spec, info),
+            steps=spec.steps, lr=spec.optimizer.lr, penalties=penalties, generator=gen, device=device,
+            autocast_dtype=dtype, thresholds=spec.thresholds, blur_every=spec.regularizers.blur_every,
+            blur_sigma=spec.regularizers.blur_sigma, progress=progress, progress_every=progress_every,
+            optimizer=spec.optimizer.type, relu_redirect=spec.relu_redirect,
+            channels_last=spec.channels_last, compile=spec.compile,
+        )
+    result.runtime["batchnorm_folded"] = len(folded)
     result.seed = spec.seed
     result.spec = spec
     result.timings["load_s"] = round(t_load, 4)
@@ -158,6 +159,10 @@ def render(
         if spec.interpolate.shared:
             result.techniques["param"] += " + low-resolution parts shared by the frames"
     return result
+
+
+#: Named ranges in a torch.profiler trace: where each step's time goes (free when no profiler runs).
+_scope = torch.profiler.record_function
 
 
 def _penalties(spec: Spec) -> obj.Objective | None:
@@ -207,21 +212,24 @@ def optimize(
     progress_every: int = 0,
     optimizer: str = "adam",
     relu_redirect: int = 0,
+    channels_last: bool | str = "auto",
+    compile: bool = False,
 ) -> RenderResult:
     """Maximize ``objective`` (minus ``penalties``) over the parameters of ``image``.
 
     ``optimizer`` is adam, sgd, sign or nadam; for the first ``relu_redirect`` steps the
     model's ReLU/ReLU6 modules pass redirected gradients. A transform may return several
     samples per image (MACO's crops): the objective is then averaged over them.
+    ``channels_last`` (True, False or ``"auto"``) and ``compile`` choose how the network
+    runs (``runtime.Network``); neither changes what it computes beyond rounding.
     """
     model = model.to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    channels_last = device.type == "cuda"
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
     pre = Preprocess(info).to(device)
     layers = [name for name in objective.layers + (penalties.layers if penalties else ()) if name != obj.IMAGE]
+    net = rt.Network(model, layers, device, dtype=autocast_dtype,
+                     channels_last=rt.resolve_channels_last(channels_last, device), compile=compile)
     opt = make_optimizer(optimizer, image.params, lr)
     set_progress = getattr(transform, "set_progress", None)
     redirected = 0
@@ -229,59 +237,78 @@ def optimize(
     curve = torch.zeros(steps, device=device)
     snapshots: dict[int, torch.Tensor] = {}
     every = progress_every or max(1, steps // 50)
+    reader = rt.ValueReader(device)
 
     def forward(img: torch.Tensor, *, train: bool) -> dict[str, torch.Tensor]:
-        x = transform(img, generator) if train else tf.compose([], info.input_size)(img, generator)
-        x = pre(x)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        ctx = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext()
-        with ctx:
-            acts = forward_to(model, x, layers)
+        with _scope("featviz.transforms"):
+            x = transform(img, generator) if train else tf.compose([], info.input_size)(img, generator)
+            x = pre(x)
+        with _scope("featviz.network"):
+            acts = net(x, eager=not train)
         acts[obj.IMAGE] = img
         return acts
 
-    t_start = time.perf_counter()
-    for step in range(steps):
-        opt.zero_grad(set_to_none=True)
-        if set_progress is not None:
-            set_progress(step / max(1, steps - 1))
-        img = image()
-        with redirected_relus(model) if step < relu_redirect else contextlib.nullcontext(0) as n_redirected:
-            acts = forward(img, train=True)
-        redirected = max(redirected, n_redirected)
-        if step == 0:
-            objective.check({k: v.shape for k, v in acts.items()})
-        groups = _sample_groups(acts, img.shape[0])
-        values = _mean_over(objective, groups)
-        total = values.sum()
-        if penalties is not None:
-            total = total - _mean_over(penalties, groups).sum()
-        loss = -total
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-        else:
-            loss.backward()
-            opt.step()
-        if blur_every and (step + 1) % blur_every == 0:
-            image.blur_(blur_sigma)
-        curve[step] = values.detach().mean()
-        done = step + 1
-        if done in thresholds:
-            with torch.no_grad():
-                snapshots[done] = image().detach().float().cpu()
-        if done % every == 0 or done == steps:
-            value = float(curve[step])
-            if value != value or value in (float("inf"), float("-inf")):
-                raise OptimizationError(
-                    f"the objective became {value} at step {done}; lower optimizer.lr (now {lr}) "
-                    "or use param.output: sigmoid."
-                )
-            if progress is not None:
-                progress(done, steps, value)
-    t_opt = time.perf_counter() - t_start
+    def report(item: tuple[int, float] | None) -> None:
+        if item is None:
+            return
+        done, value = item
+        if value != value or value in (float("inf"), float("-inf")):
+            raise OptimizationError(
+                f"the objective became {value} at step {done}; lower optimizer.lr (now {lr}) "
+                "or use param.output: sigmoid."
+            )
+        if progress is not None:
+            progress(done, steps, value)
+
+    if net.compiled is not None:
+        t_compile = time.perf_counter()
+        with torch.no_grad():
+            shape = pre(transform(image(), torch.Generator().manual_seed(0))).shape
+        net.warm_up(shape)
+        compile_s = time.perf_counter() - t_compile
+    else:
+        compile_s = 0.0
+    with rt.cudnn_autotune(device):
+        t_start = time.perf_counter()
+        for step in range(steps):
+            opt.zero_grad(set_to_none=True)
+            if set_progress is not None:
+                set_progress(step / max(1, steps - 1))
+            with _scope("featviz.image"):
+                img = image()
+            with redirected_relus(model) if step < relu_redirect else contextlib.nullcontext(0) as n_redirected:
+                acts = forward(img, train=True)
+            redirected = max(redirected, n_redirected)
+            if step == 0:
+                objective.check({k: v.shape for k, v in acts.items()})
+            with _scope("featviz.objective"):
+                groups = _sample_groups(acts, img.shape[0])
+                values = _mean_over(objective, groups)
+                total = values.sum()
+                if penalties is not None:
+                    total = total - _mean_over(penalties, groups).sum()
+                loss = -total
+            with _scope("featviz.backward"):
+                (scaler.scale(loss) if scaler is not None else loss).backward()
+            with _scope("featviz.optimizer"):
+                if scaler is not None:
+                    scaler.step(opt)
+                    scaler.update()
+                else:
+                    opt.step()
+            if blur_every and (step + 1) % blur_every == 0:
+                image.blur_(blur_sigma)
+            curve[step] = values.detach().mean()
+            done = step + 1
+            if done in thresholds:
+                with torch.no_grad():
+                    snapshots[done] = image().detach().float().cpu()
+            if done % every == 0 or done == steps:
+                report(reader.push(done, curve[step]))
+        report(reader.flush())
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t_opt = time.perf_counter() - t_start
 
     with torch.no_grad():
         final = image().detach()
@@ -302,10 +329,12 @@ def optimize(
         precision=str(autocast_dtype).replace("torch.", "") if autocast_dtype else "fp32",
         steps=steps,
         seed=0,
-        timings={"optimize_s": round(t_opt, 4), "step_ms": round(1000 * t_opt / steps, 3)},
+        timings={"optimize_s": round(t_opt, 4), "step_ms": round(1000 * t_opt / steps, 3),
+                 **({"compile_s": round(compile_s, 4)} if compile else {})},
         techniques={
             "optimizer": optimizer,
             "relu_redirect": {"steps": min(relu_redirect, steps), "modules": redirected},
             "samples_per_step": len(groups),
         },
+        runtime={"channels_last": net.channels_last, "compiled": net.compiled is not None, "notes": net.notes},
     )

@@ -9,6 +9,7 @@ stop the forward pass right after the deepest one.
 from __future__ import annotations
 
 import difflib
+import functools
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -17,6 +18,7 @@ import torch
 from .config import ObjectiveSpec, term_path
 from .errors import LayerError, SpecError
 from .hooks import OUTPUT, channel_view
+from .runtime import to_device
 
 Acts = Mapping[str, torch.Tensor]
 #: Key under which the engine passes the rendered image (B, 3, H, W) to penalties.
@@ -114,6 +116,16 @@ def _per_image_units(units: int | Sequence[int], b: int) -> torch.Tensor:
     return torch.tensor(list(units), dtype=torch.long)
 
 
+@functools.lru_cache(maxsize=256)
+def _units_cached(units: int | tuple[int, ...], b: int, device: torch.device) -> torch.Tensor:
+    return to_device(_per_image_units(units, b), device)
+
+
+def _units_on(units: int | Sequence[int], b: int, device: torch.device) -> torch.Tensor:
+    """Per-image unit indices on ``device``, copied there once (no host-to-device copy every step)."""
+    return _units_cached(units if isinstance(units, int) else tuple(units), b, device)
+
+
 def _unit_label(layer: str, units: int | Sequence[int], batch: int | None, fmt: str) -> Callable[[int], str]:
     def label(i: int) -> str:
         if batch is not None and i != batch:
@@ -143,7 +155,7 @@ def channel(layer: str, units: int | Sequence[int], *, batch: int | None = None,
 
     def fn(acts: Acts) -> torch.Tensor:
         a = channel_view(acts[layer])
-        idx = _per_image_units(units, a.shape[0]).to(a.device)
+        idx = _units_on(units, a.shape[0], a.device)
         picked = a[torch.arange(a.shape[0], device=a.device), idx]
         return _batch_mask(picked.float().mean(-1), batch)
 
@@ -173,7 +185,7 @@ def neuron(layer: str, units: int | Sequence[int], x: int | None = None, y: int 
     def fn(acts: Acts) -> torch.Tensor:
         act = acts[layer]
         a = channel_view(act)
-        idx = _per_image_units(units, a.shape[0]).to(a.device)
+        idx = _units_on(units, a.shape[0], a.device)
         values = a[torch.arange(a.shape[0], device=a.device), idx, position(act)]
         return _batch_mask(values.float(), batch)
 
@@ -209,7 +221,7 @@ def logit(units: int | Sequence[int], *, layer: str = OUTPUT, batch: int | None 
             a = a.flatten(2).mean(-1)
         if probability:
             a = torch.softmax(a, dim=1)
-        idx = _per_image_units(units, a.shape[0]).to(a.device)
+        idx = _units_on(units, a.shape[0], a.device)
         return _batch_mask(a[torch.arange(a.shape[0], device=a.device), idx], batch)
 
     def name_of(u: int | None) -> str:
@@ -243,6 +255,7 @@ def direction(layer: str, vector: torch.Tensor | None = None, *, seed: int | Non
     """
     eps = 1e-4
     cache: dict[int, torch.Tensor] = {}
+    placed: dict[tuple[int, torch.device, torch.dtype], torch.Tensor] = {}
 
     def vec(n: int) -> torch.Tensor:
         if vector is not None:
@@ -253,7 +266,10 @@ def direction(layer: str, vector: torch.Tensor | None = None, *, seed: int | Non
 
     def fn(acts: Acts) -> torch.Tensor:
         a = channel_view(acts[layer]).float()  # (B, C, S)
-        v = vec(a.shape[1]).to(a.device, a.dtype)
+        key = (a.shape[1], a.device, a.dtype)
+        if key not in placed:  # copied to the device once, not every step
+            placed[key] = to_device(vec(a.shape[1]), a.device, a.dtype)
+        v = placed[key]
         dot = torch.einsum("bcs,c->bs", a, v)
         if cossim_pow > 0:
             cos = dot / (a.norm(dim=1) + eps) / (v.norm() + eps)

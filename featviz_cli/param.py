@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import ParamSpec
+from .runtime import to_device
 
 # Square root of the ImageNet colour covariance (Lucid's color_correlation_svd_sqrt).
 _COLOR_CORRELATION_SVD_SQRT = torch.tensor(
@@ -50,11 +51,11 @@ class ImageParam:
 def to_valid_rgb(t: torch.Tensor, *, decorrelate: bool, output: str) -> torch.Tensor:
     """Map raw parameters to RGB in [0, 1]: optional colour decorrelation, then sigmoid or clamp."""
     if decorrelate:
-        c = COLOR_CORRELATION_NORMALIZED.to(t.device, t.dtype)
+        c = _on_device(COLOR_CORRELATION_NORMALIZED, t.device, t.dtype)
         t = torch.einsum("bchw,dc->bdhw", t, c)
     if output == "sigmoid":
         return torch.sigmoid(t)
-    mean = torch.tensor(COLOR_MEAN if decorrelate else (0.5, 0.5, 0.5), device=t.device, dtype=t.dtype)
+    mean = _on_device(torch.tensor(COLOR_MEAN if decorrelate else (0.5, 0.5, 0.5)), t.device, t.dtype)
     t = t + mean.view(1, 3, 1, 1)
     # Straight-through clamp: values stay in range, gradients still flow at the bounds (Lucid's
     # constrain_L_inf plays the same role), so saturated pixels can come back.
@@ -77,6 +78,15 @@ def from_valid_rgb(img: torch.Tensor, *, decorrelate: bool, output: str, eps: fl
         inv = torch.linalg.inv(COLOR_CORRELATION_NORMALIZED.double()).float().to(img.device)
         t = torch.einsum("bchw,dc->bdhw", t, inv)
     return t
+_PLACED: dict[tuple[tuple[float, ...], torch.device, torch.dtype], torch.Tensor] = {}
+
+
+def _on_device(t: torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """A small constant on ``device``, copied there once (no host-to-device copy every step)."""
+    key = (tuple(t.flatten().tolist()), device, dtype)
+    if key not in _PLACED:
+        _PLACED[key] = to_device(t, device, dtype).view(t.shape)
+    return _PLACED[key]
 
 
 def rfft2d_freqs(h: int, w: int) -> torch.Tensor:

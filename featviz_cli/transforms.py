@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import TransformSpec
+from .runtime import to_device
 
 Matrices = torch.Tensor  # (B, 3, 3) float64, homogeneous 2-D affine maps in pixel units
 
@@ -203,7 +204,7 @@ def _resample(x: torch.Tensor, group: Sequence[Geometric], out_size: int | None,
     # Output-normalized [-1, 1] -> output pixels -> input pixels -> input-normalized [-1, 1].
     to_pixels = torch.tensor([[size / 2, 0, size / 2], [0, size / 2, size / 2], [0, 0, 1]], dtype=torch.float64)
     to_norm = torch.tensor([[2 / w, 0, -1], [0, 2 / h, -1], [0, 0, 1]], dtype=torch.float64)
-    theta = (to_norm @ m @ to_pixels)[:, :2, :].to(x.device, x.dtype)
+    theta = to_device((to_norm @ m @ to_pixels)[:, :2, :], x.device, x.dtype)  # no wait on the device
     grid = F.affine_grid(theta, [b, x.shape[1], n, n], align_corners=False)
     fill, mode = _fill_and_mode(group)
     if mode == "zeros":

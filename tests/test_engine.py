@@ -88,7 +88,10 @@ def test_devices() -> None:
         assert pick_device("auto").type in ("cpu", "mps")
         with pytest.raises(SpecError, match="device"):
             pick_device("cuda:0")
-    assert pick_precision("auto", torch.device("cpu")) is None
+    # issue 5: auto is bf16 on CPUs with native bf16 (AMX / AVX-512 BF16), fp32 on others (BENCHMARKS.md)
+    from featviz_cli.runtime import cpu_has_native_bf16
+
+    assert pick_precision("auto", torch.device("cpu")) is (torch.bfloat16 if cpu_has_native_bf16() else None)
     assert pick_precision("bf16", torch.device("cpu")) is torch.bfloat16
     with pytest.raises(SpecError, match="precision"):
         pick_precision("fp16", torch.device("cpu"))
