@@ -33,6 +33,11 @@ _state = {"debug": False}
 ConfigArg = Annotated[
     Path, typer.Argument(help="YAML experiment spec.", exists=True, dir_okay=False, readable=True)
 ]
+OutOpt = Annotated[Optional[Path], typer.Option("--out", "-o", help="Output directory (overrides output.dir).")]
+StepsOpt = Annotated[Optional[int], typer.Option(help="Optimization steps (overrides steps).", min=1)]
+DeviceOpt = Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
+SeedOpt = Annotated[Optional[int], typer.Option(help="Random seed.", min=0)]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 SetOpt = Annotated[
     Optional[list[str]], typer.Option("--set", "-s", metavar="KEY.PATH=VALUE", help="Override a spec value (repeatable), e.g. --set param.size=64.")
 ]
@@ -79,30 +84,32 @@ def _run(fn: Callable[[], Any]) -> Any:
         raise typer.Exit(1) from None
 
 
-def _load(config: Path, overrides: list[str] | None, **cli: Any) -> Any:
+def _load(config: Path, overrides: list[str] | None, *, out: Path | None = None, **cli: Any) -> Any:
+    """Load and validate a spec with ``--set`` overrides and the typed CLI options; ``out`` sets output.dir."""
     from .config import load_spec
 
-    return load_spec(config, overrides or [], **cli)
+    spec = load_spec(config, overrides or [], **cli)
+    if out is not None:
+        spec.output.dir = str(out)
+    return spec
 
 
 @app.command()
 def render(
     config: ConfigArg,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output directory (overrides output.dir).")] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Optimization steps (overrides steps).", min=1)] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed.", min=0)] = None,
+    out: OutOpt = None,
+    steps: StepsOpt = None,
+    device: DeviceOpt = None,
+    seed: SeedOpt = None,
     set_: SetOpt = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Render the images a spec describes into its output directory."""
 
     def go() -> None:
         from .api import render_to_dir
 
-        spec = _load(config, set_, steps=steps, device=device, seed=seed)
-        if out is not None:
-            spec.output.dir = str(out)
+        spec = _load(config, set_, steps=steps, device=device, seed=seed, out=out)
         with _progress(quiet) as progress:
             result, files = render_to_dir(spec, spec.output.dir, progress=progress)
         out_dir = Path(spec.output.dir)
@@ -172,9 +179,9 @@ def examples(
     workers: Annotated[Optional[int], typer.Option(help="Image decoding worker processes (overrides dataset.workers).", min=0)] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Images per forward pass (overrides dataset.batch_size).", min=1)] = None,
     restart: Annotated[bool, typer.Option("--restart", help="Ignore a saved checkpoint and start the pass over.")] = False,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
+    device: DeviceOpt = None,
     set_: SetOpt = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Find the dataset images that excite each unit most, with crops sized by the receptive field."""
 
@@ -182,9 +189,7 @@ def examples(
         spec = _load(config, set_, device=device, **{
             "dataset.images": str(images) if images is not None else None, "dataset.k": k, "dataset.bottom": bottom,
             "dataset.workers": workers, "dataset.batch_size": batch_size,
-        })
-        if out is not None:
-            spec.output.dir = str(out)
+        }, out=out)
         _examples(spec, restart=restart, quiet=quiet)
 
     _run(go)
@@ -207,10 +212,10 @@ def _examples(spec: Any, *, restart: bool, quiet: bool) -> None:
 @app.command()
 def sweep(
     config: ConfigArg,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output directory (overrides output.dir).")] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Optimization steps (overrides steps).", min=1)] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed.", min=0)] = None,
+    out: OutOpt = None,
+    steps: StepsOpt = None,
+    device: DeviceOpt = None,
+    seed: SeedOpt = None,
     set_: SetOpt = None,
     shard: Annotated[Optional[str], typer.Option(
         help="Render only shard I of N (I/N, numbered from 0), e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT.")] = None,
@@ -218,16 +223,14 @@ def sweep(
         help="One worker process per device sharing the work: cuda:0,cuda:1, cpu,cpu, or auto (every GPU).")] = None,
     new_run: Annotated[bool, typer.Option(
         "--new-run", help="If the output directory holds a sweep of another spec, move it to OUT/archive/ first.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Render every unit of the spec's layers in batches: resumable, shardable, with an HTML gallery."""
 
     def go() -> None:
         from . import sweep as sw
 
-        spec = _load(config, set_, steps=steps, device=device, seed=seed)
-        if out is not None:
-            spec.output.dir = str(out)
+        spec = _load(config, set_, steps=steps, device=device, seed=seed, out=out)
         part = sw.parse_shard(shard) if shard is not None else (0, 1)
         workers = sw.parse_devices(devices, spec.device)
         with _progress(quiet, units=True) as progress, sw.interrupt_guard(_say) as stop:
