@@ -21,6 +21,7 @@ synchronized at its end); images/s is for the whole ``--steps`` work: batch / (s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -107,33 +108,43 @@ def run_featviz(job: dict[str, Any]) -> dict[str, Any]:
         spec_data["compile"] = True
 
     cpu = [0.0]
+    # The work's first steps run the ReLU gradient redirect (relu_redirect, 16 by default), the
+    # rest do not: time both kinds of step in one run and weight them as the work has them.
+    redirect = min(parse_spec({**spec_data, "steps": 1}).relu_redirect, job["steps"])
+    split = job["timed_steps"] // 2 if redirect else 0
 
-    def timed(steps: int) -> tuple[Any, list[float], float, float]:
+    def timed(steps: int, redirect_steps: int) -> tuple[Any, list[float], float, float]:
         stamps: list[float] = []
-        spec = parse_spec({**spec_data, "steps": steps})
+        spec = parse_spec({**spec_data, "steps": steps, "relu_redirect": redirect_steps})
         t0, c0 = time.perf_counter(), time.process_time()
         result = render(spec, model=model, info=info, progress=lambda *a: stamps.append(time.perf_counter()),
                         progress_every=1)
         cpu[0] = (time.process_time() - c0) / steps
         return result, stamps, t0, time.perf_counter() - t0
 
-    timed(job["warmup"])
+    timed(job["warmup"], job["warmup"])
     profile = None
     if job.get("profile"):
         from torch.profiler import ProfilerActivity, profile as torch_profile
 
         acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if job["device"].startswith("cuda") else [])
         with torch_profile(activities=acts) as prof:
-            result, stamps, t0, wall = timed(job["timed_steps"])
+            result, stamps, t0, wall = timed(job["timed_steps"], split)
         profile = _profile_summary(prof, job["timed_steps"], job["device"])
     else:
-        result, stamps, t0, wall = timed(job["timed_steps"])
+        result, stamps, t0, wall = timed(job["timed_steps"], split)
     loop = result.timings["optimize_s"]
-    if job["device"].startswith("cuda") or len(stamps) < 2:
-        step = loop / job["timed_steps"]  # CUDA progress is read lagged: the synchronized loop total is honest
+    # stamps[i] is the end of step i, so steps[i] is the time of step i + 1 (step 0 holds one-off work).
+    steps = [b - a for a, b in zip(stamps[:-1], stamps[1:])]
+    redirected, plain = steps[: max(split - 1, 0)], steps[max(split - 1, 0):]
+    if job["device"].startswith("cuda") or len(steps) < 1:
+        step = plain_step = redirect_step = loop / job["timed_steps"]  # CUDA progress is read lagged: the synchronized loop total is honest
     else:
-        step = statistics.median([b - a for a, b in zip(stamps[:-1], stamps[1:])])
-    return {"step_s": step, "cpu_step_s": cpu[0], "setup_s": max(wall - loop, 0.0), "precision": result.precision,
+        plain_step = statistics.median(plain or steps)
+        redirect_step = statistics.median(redirected) if redirected else plain_step
+        step = (redirect * redirect_step + (job["steps"] - redirect) * plain_step) / job["steps"]
+    return {"step_s": step, "plain_step_s": plain_step, "redirect_step_s": redirect_step, "redirect_steps": redirect,
+            "cpu_step_s": cpu[0], "setup_s": max(wall - loop, 0.0), "precision": result.precision,
             "runtime": result.runtime, "profile": profile, **_peak_memory()}
 
 
@@ -228,7 +239,7 @@ def run_floor(job: dict[str, Any]) -> dict[str, Any]:
     """The bare network truncated at the layer: forward + backward to the input only."""
     import torch
 
-    from featviz_cli.runtime import Network, cudnn_autotune, resolve_channels_last, resolve_precision
+    from featviz_cli.runtime import Network, folded_batchnorm, resolve_channels_last, resolve_precision
 
     work = WORKS[job["work"]]
     model, info = _load(work)
@@ -238,14 +249,27 @@ def run_floor(job: dict[str, Any]) -> dict[str, Any]:
         p.requires_grad_(False)
     dtype = resolve_precision(job["precision"], device)
     cl = resolve_channels_last(job.get("channels_last", "auto"), device)
-    net = Network(model, [work.layer], device, dtype=dtype, channels_last=cl)
     n = info.input_size
     x = torch.rand(job["batch"], 3, n, n, device=device)
     idx = torch.arange(job["batch"], device=device)
+    # featviz folds BatchNorm into the convolutions before it renders: the floor is that same
+    # network unless the job asks for the unfolded one (a reference row).
+    with folded_batchnorm(model, [work.layer], x[:1]) if job.get("fold", True) else contextlib.nullcontext([]) as folded:
+        net = Network(model, [work.layer], device, dtype=dtype, channels_last=cl)
+        return _time_floor(job, net, x, idx, work.layer, dtype, cl, len(folded))
+
+
+def _time_floor(job: dict[str, Any], net: Any, x: Any, idx: Any, layer: str, dtype: Any, cl: bool,
+                folded: int) -> dict[str, Any]:
+    import torch
+
+    from featviz_cli.runtime import cudnn_autotune
+
+    device = x.device
 
     def step() -> None:
         xi = x.detach().requires_grad_(True)
-        a = net(xi)[work.layer]
+        a = net(xi)[layer]
         a[idx, idx % a.shape[1]].float().mean().backward()
 
     with cudnn_autotune(device):  # as featviz runs it
@@ -263,7 +287,7 @@ def run_floor(job: dict[str, Any]) -> dict[str, Any]:
         cpu_step = (time.process_time() - c_all) / job["timed_steps"]
     s = wall / job["timed_steps"] if device.type == "cuda" else statistics.median(times)
     return {"step_s": s, "cpu_step_s": cpu_step, "setup_s": 0.0, "precision": "fp32" if dtype is None else str(dtype).replace("torch.", ""),
-            "channels_last": cl, **_peak_memory()}
+            "channels_last": cl, "batchnorm_folded": folded, **_peak_memory()}
 
 
 def worker(job: dict[str, Any]) -> dict[str, Any]:
@@ -350,7 +374,8 @@ def plan(args: argparse.Namespace) -> list[dict[str, Any]]:
         fl = {**base, "work": w, "comparison": "floor", "size": args.size}
         jobs.append({**fl, "tool": "floor", "precision": args.precision})
         if args.fp32_row:
-            jobs.append({**fl, "tool": "floor-fp32-nchw", "precision": "fp32", "channels_last": False})
+            jobs.append({**fl, "tool": "floor-unfolded", "precision": args.precision, "fold": False})
+            jobs.append({**fl, "tool": "floor-fp32-nchw", "precision": "fp32", "channels_last": False, "fold": False})
     return jobs
 
 
@@ -394,7 +419,9 @@ def summarize(results: dict[tuple[str, str, str], list[dict[str, Any]]], args: a
             precision = next((r.get("precision") for r in results.get(fv, []) if "precision" in r), "?")
             row = {"work": w, "comparison": comp, "size": COMPARISONS[comp] if comp != "equal" else args.size,
                    "featviz_ips": f_ips, "lucent_ips": l_ips, "ratio": f_ips / l_ips if f_ips and l_ips else None,
-                   "featviz_step_ms": f_step and 1000 * f_step, "lucent_step_ms": med(lu, "step_s") and 1000 * med(lu, "step_s"),
+                   "featviz_step_ms": f_step and 1000 * f_step,
+                   "featviz_redirect_step_ms": _ms(med(fv, "redirect_step_s")),
+                   "featviz_plain_step_ms": _ms(med(fv, "plain_step_s")), "lucent_step_ms": med(lu, "step_s") and 1000 * med(lu, "step_s"),
                    "floor_step_ms": floor and 1000 * floor, "floor_ratio": f_step / floor if f_step and floor else None,
                    "featviz_mem_mib": mem(fv), "lucent_mem_mib": mem(lu), "precision": precision,
                    "cpu_ratio": _div(med(lu, "cpu_step_s"), med(fv, "cpu_step_s")),
@@ -406,11 +433,16 @@ def summarize(results: dict[tuple[str, str, str], list[dict[str, Any]]], args: a
                     if s:
                         row[f"{extra}_ips"] = ips((w, comp, extra))
                         row[f"{extra}_step_ms"] = 1000 * s
-                fp = med((w, "floor", "floor-fp32-nchw"), "step_s")
-                if fp:
-                    row["floor_fp32_nchw_step_ms"] = 1000 * fp
+                for extra in ("floor-unfolded", "floor-fp32-nchw"):
+                    fp = med((w, "floor", extra), "step_s")
+                    if fp:
+                        row[f"{extra.replace('-', '_')}_step_ms"] = 1000 * fp
             rows.append(row)
     return rows
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else 1000 * seconds
 
 
 def _div(a: float | None, b: float | None) -> float | None:
@@ -425,24 +457,28 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     """The Markdown table BENCHMARKS.md holds."""
     mem = "GPU peak MiB" if args.device.startswith("cuda") else "peak RSS MiB"
     head = (f"| work | comparison | featviz img/s ({'/'.join(sorted({r['precision'] for r in rows}))}) | torch-lucent img/s "
-            f"| ratio | featviz ms/step | floor ms/step | floor ratio | {mem} featviz / lucent "
+            f"| ratio | featviz ms/step (redirect / after) | floor ms/step | floor ratio | {mem} featviz / lucent "
             f"| ratio, floor ratio by CPU time |")
     lines = [head, "|" + " --- |" * 10]
     for r in rows:
         lines.append(
             f"| {r['work']} | {r['comparison']} ({r['size']} px) | {_fmt(r['featviz_ips'], '.3g')} | "
-            f"{_fmt(r['lucent_ips'], '.3g')} | {_fmt(r['ratio'], '.2f')}x | {_fmt(r['featviz_step_ms'], '.0f')} | "
+            f"{_fmt(r['lucent_ips'], '.3g')} | {_fmt(r['ratio'], '.2f')}x | {_fmt(r['featviz_step_ms'], '.0f')} "
+            f"({_fmt(r.get('featviz_redirect_step_ms'), '.0f')} / {_fmt(r.get('featviz_plain_step_ms'), '.0f')}) | "
             f"{_fmt(r['floor_step_ms'], '.0f')} | {_fmt(r['floor_ratio'], '.2f')} | "
             f"{_fmt(r['featviz_mem_mib'], '.0f')} / {_fmt(r['lucent_mem_mib'], '.0f')} | "
             f"{_fmt(r['cpu_ratio'], '.2f')}x, {_fmt(r['cpu_floor_ratio'], '.2f')} |"
         )
-    extras = [r for r in rows if any(k in r for k in ("featviz-fp32_ips", "featviz-compile_ips", "floor_fp32_nchw_step_ms"))]
+    keys = ("featviz-fp32_ips", "featviz-compile_ips", "floor_unfolded_step_ms", "floor_fp32_nchw_step_ms")
+    extras = [r for r in rows if any(k in r for k in keys)]
     if extras:
-        lines += ["", "| work | featviz fp32 img/s | featviz fp32 ms/step | featviz compile img/s | floor fp32 NCHW ms/step |",
-                  "|" + " --- |" * 5]
+        lines += ["", "| work | featviz fp32 img/s | featviz fp32 ms/step | featviz compile img/s "
+                  "| floor without BN folding ms/step | floor fp32 NCHW unfolded ms/step |",
+                  "|" + " --- |" * 6]
         for r in extras:
             lines.append(f"| {r['work']} | {_fmt(r.get('featviz-fp32_ips'), '.3g')} | {_fmt(r.get('featviz-fp32_step_ms'), '.0f')} | "
-                         f"{_fmt(r.get('featviz-compile_ips'), '.3g')} | {_fmt(r.get('floor_fp32_nchw_step_ms'), '.0f')} |")
+                         f"{_fmt(r.get('featviz-compile_ips'), '.3g')} | {_fmt(r.get('floor_unfolded_step_ms'), '.0f')} | "
+                         f"{_fmt(r.get('floor_fp32_nchw_step_ms'), '.0f')} |")
     notes = [f"- {r['work']} {r['comparison']}: {r['notes']}" for r in rows if r["notes"]]
     return "\n".join(lines + ([""] + notes if notes else []))
 
@@ -483,7 +519,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--steps", type=int, default=64, help="steps of the work (images/s is for this many)")
     ap.add_argument("--batch", type=int, default=16, help="units (= images) rendered in one batch")
     ap.add_argument("--size", type=int, default=224, help="image size of the 'equal' comparison and the floor")
-    ap.add_argument("--timed-steps", type=int, default=8, help="steps timed per run (median step)")
+    ap.add_argument("--timed-steps", type=int, default=10,
+                    help="steps timed per run: the first half with the ReLU redirect, the rest without (median of each)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps first (in a separate short run)")
     ap.add_argument("--full", action="store_true", help="time all --steps steps (timed-steps = steps)")
     ap.add_argument("--repeats", type=int, default=2, help="interleaved repeats; the table shows medians")
@@ -503,7 +540,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.quick:
-        args.batch, args.timed_steps, args.warmup, args.repeats = 4, 3, 1, 1
+        args.batch, args.timed_steps, args.warmup, args.repeats = 4, 4, 1, 1
         args.comparisons = "equal"
     if args.full:
         args.timed_steps = args.steps

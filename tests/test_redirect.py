@@ -45,6 +45,40 @@ def test_relu6_redirects_at_both_bounds() -> None:
     assert torch.equal(_grad(redirected_relu6, x, g), torch.tensor([[-1.0, 1.0, 0.0, 0.0]]))
 
 
+def _lucid_reference(x: torch.Tensor, g: torch.Tensor, hi: float | None) -> torch.Tensor:
+    """The redirected gradient written out plainly, every term computed (the slow, obvious form)."""
+    off_low, off_high = x <= 0, (x >= hi) if hi is not None else torch.zeros_like(x, dtype=torch.bool)
+    ordinary = torch.where(off_low | off_high, torch.zeros_like(g), g)
+    outward = (off_low & (g > 0)) | (off_high & (g < 0))
+    redirected = torch.where(outward, torch.zeros_like(g), g)
+    alive = ordinary.reshape(len(x), -1).abs().amax(1) > 0
+    return torch.where(alive.view(-1, *[1] * (x.dim() - 1)), ordinary, redirected)
+
+
+@pytest.mark.parametrize("fn,hi", [(redirected_relu, None), (redirected_relu6, 6.0)])
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_matches_the_plain_formula_in_every_layout(fn, hi, channels_last: bool, dtype: torch.dtype) -> None:
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.randn(5, 3, 4, 6, generator=gen) * 4).to(dtype)
+    x[1] = -torch.rand(3, 4, 6, generator=gen).to(dtype) - 0.5  # element 1 all off: redirected
+    g = torch.randn(5, 3, 4, 6, generator=gen).to(dtype)
+    x[3], g[3] = 1.0, 0.0  # element 3 on but no gradient arrives: redirected too (nothing to redirect)
+    if channels_last:
+        x, g = x.contiguous(memory_format=torch.channels_last), g.contiguous(memory_format=torch.channels_last)
+    got = _grad(fn, x, g)
+    assert torch.equal(got, _lucid_reference(x, g, hi))
+    assert not torch.equal(got[1], torch.zeros_like(got[1]))
+
+
+def test_a_row_whose_gradient_sums_to_zero_is_still_alive() -> None:
+    # The quick test (a nonzero row sum) cannot see that this row passes gradient; the exact one must.
+    x = torch.tensor([[1.0, 2.0, -3.0], [-1.0, -2.0, -3.0]])
+    g = torch.tensor([[1.0, -1.0, -5.0], [-1.0, 1.0, -2.0]])
+    got = _grad(redirected_relu, x, g)
+    assert torch.equal(got, torch.tensor([[1.0, -1.0, 0.0], [-1.0, 0.0, -2.0]]))
+
+
 class Net(nn.Module):
     def __init__(self) -> None:
         super().__init__()
