@@ -239,7 +239,8 @@ def run_floor(job: dict[str, Any]) -> dict[str, Any]:
     """The bare network truncated at the layer: forward + backward to the input only."""
     import torch
 
-    from featviz_cli.runtime import Network, folded_batchnorm, resolve_channels_last, resolve_precision
+    from featviz_cli.runtime import (Network, folded_batchnorm, fp32_strided_depthwise, resolve_channels_last,
+                                     resolve_precision)
 
     work = WORKS[job["work"]]
     model, info = _load(work)
@@ -252,9 +253,12 @@ def run_floor(job: dict[str, Any]) -> dict[str, Any]:
     n = info.input_size
     x = torch.rand(job["batch"], 3, n, n, device=device)
     idx = torch.arange(job["batch"], device=device)
-    # featviz folds BatchNorm into the convolutions before it renders: the floor is that same
-    # network unless the job asks for the unfolded one (a reference row).
-    with folded_batchnorm(model, [work.layer], x[:1]) if job.get("fold", True) else contextlib.nullcontext([]) as folded:
+    # featviz rewrites the network before it renders (BatchNorm folded into the convolutions,
+    # strided depthwise convolutions in fp32 on a bf16 CPU): the floor is that same network,
+    # unless the job asks for the network as it is (a reference row).
+    rewrite = job.get("rewrite", True)
+    with folded_batchnorm(model, [work.layer], x[:1]) if rewrite else contextlib.nullcontext([]) as folded, \
+            fp32_strided_depthwise(model, device, dtype) if rewrite else contextlib.nullcontext(0):
         net = Network(model, [work.layer], device, dtype=dtype, channels_last=cl)
         return _time_floor(job, net, x, idx, work.layer, dtype, cl, len(folded))
 
@@ -294,8 +298,18 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
     """Run one measurement in this process."""
     import torch
 
+    from featviz_cli.runtime import tune_host_allocator
+
     if job.get("threads"):
         torch.set_num_threads(job["threads"])
+    # featviz tunes the C allocator in every CPU render; the floor and torch-lucent get the same
+    # process setup, so the ratios compare the engines, not the allocators (--system-malloc: none).
+    allocator = tune_host_allocator()
+    result = _run_tool(job)
+    return {**result, "host_allocator": allocator}
+
+
+def _run_tool(job: dict[str, Any]) -> dict[str, Any]:
     if job["tool"] == "lucent":
         try:
             import kornia  # noqa: F401
@@ -309,9 +323,13 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------- driver side
 
 
-def spawn(job: dict[str, Any], timeout: float) -> dict[str, Any]:
+def spawn(job: dict[str, Any], timeout: float, system_malloc: bool = False) -> dict[str, Any]:
     """Run ``job`` in a fresh interpreter; its last stdout line is the JSON result."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    if system_malloc:
+        from featviz_cli.runtime import SYSTEM_MALLOC_ENV
+
+        env[SYSTEM_MALLOC_ENV] = "1"
     cmd = [sys.executable, "-m", "benchmarks.compare", "--worker", json.dumps(job)]
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
@@ -374,8 +392,8 @@ def plan(args: argparse.Namespace) -> list[dict[str, Any]]:
         fl = {**base, "work": w, "comparison": "floor", "size": args.size}
         jobs.append({**fl, "tool": "floor", "precision": args.precision})
         if args.fp32_row:
-            jobs.append({**fl, "tool": "floor-unfolded", "precision": args.precision, "fold": False})
-            jobs.append({**fl, "tool": "floor-fp32-nchw", "precision": "fp32", "channels_last": False, "fold": False})
+            jobs.append({**fl, "tool": "floor-as-is", "precision": args.precision, "rewrite": False})
+            jobs.append({**fl, "tool": "floor-fp32-nchw", "precision": "fp32", "channels_last": False, "rewrite": False})
     return jobs
 
 
@@ -433,7 +451,7 @@ def summarize(results: dict[tuple[str, str, str], list[dict[str, Any]]], args: a
                     if s:
                         row[f"{extra}_ips"] = ips((w, comp, extra))
                         row[f"{extra}_step_ms"] = 1000 * s
-                for extra in ("floor-unfolded", "floor-fp32-nchw"):
+                for extra in ("floor-as-is", "floor-fp32-nchw"):
                     fp = med((w, "floor", extra), "step_s")
                     if fp:
                         row[f"{extra.replace('-', '_')}_step_ms"] = 1000 * fp
@@ -469,15 +487,15 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
             f"{_fmt(r['featviz_mem_mib'], '.0f')} / {_fmt(r['lucent_mem_mib'], '.0f')} | "
             f"{_fmt(r['cpu_ratio'], '.2f')}x, {_fmt(r['cpu_floor_ratio'], '.2f')} |"
         )
-    keys = ("featviz-fp32_ips", "featviz-compile_ips", "floor_unfolded_step_ms", "floor_fp32_nchw_step_ms")
+    keys = ("featviz-fp32_ips", "featviz-compile_ips", "floor_as_is_step_ms", "floor_fp32_nchw_step_ms")
     extras = [r for r in rows if any(k in r for k in keys)]
     if extras:
         lines += ["", "| work | featviz fp32 img/s | featviz fp32 ms/step | featviz compile img/s "
-                  "| floor without BN folding ms/step | floor fp32 NCHW unfolded ms/step |",
+                  "| floor, network not rewritten, ms/step | floor fp32 NCHW not rewritten ms/step |",
                   "|" + " --- |" * 6]
         for r in extras:
             lines.append(f"| {r['work']} | {_fmt(r.get('featviz-fp32_ips'), '.3g')} | {_fmt(r.get('featviz-fp32_step_ms'), '.0f')} | "
-                         f"{_fmt(r.get('featviz-compile_ips'), '.3g')} | {_fmt(r.get('floor_unfolded_step_ms'), '.0f')} | "
+                         f"{_fmt(r.get('featviz-compile_ips'), '.3g')} | {_fmt(r.get('floor_as_is_step_ms'), '.0f')} | "
                          f"{_fmt(r.get('floor_fp32_nchw_step_ms'), '.0f')} |")
     notes = [f"- {r['work']} {r['comparison']}: {r['notes']}" for r in rows if r["notes"]]
     return "\n".join(lines + ([""] + notes if notes else []))
@@ -534,6 +552,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--profile", choices=["auto", "always", "never"], default="auto",
                     help="profile featviz's step (torch.profiler) and print where the time goes: auto = for the "
                     "works that miss a target")
+    ap.add_argument("--system-malloc", action="store_true",
+                    help="leave glibc's allocator as it is in every tool (featviz tunes it for CPU renders)")
     ap.add_argument("--quick", action="store_true", help="smoke run: batch 4, 3 timed steps, 1 repeat, 'equal' only")
     ap.add_argument("--json", default=None, help="also write all results to this JSON file")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per measurement before it is abandoned")
@@ -571,13 +591,14 @@ def main(argv: list[str] | None = None) -> int:
     cmd = "python -m benchmarks.compare " + " ".join(argv if argv is not None else sys.argv[1:])
     print(f"# {cmd}\n# machine: {json.dumps(info)}\n# threads {args.threads}, batch {args.batch}, "
           f"{args.steps}-step work, {args.timed_steps} timed steps after {args.warmup}, {args.repeats} repeat(s)"
+          f"\n# C allocator: {'as the system has it' if args.system_malloc else 'tuned as featviz tunes it'} in every tool"
           f"\n# load average at start: {loadavg()}", flush=True)
     jobs = plan(args)
     results: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     t0 = time.time()
     for rep in range(args.repeats):
         for job in _order(jobs, rep):
-            r = spawn(job, args.timeout)
+            r = spawn(job, args.timeout, args.system_malloc)
             results.setdefault((job["work"], job["comparison"], job["tool"]), []).append(r)
             shown = f"{1000 * r['step_s']:.0f} ms/step" if "step_s" in r else (r.get("skipped") or r.get("error"))
             print(f"  [{rep + 1}/{args.repeats}] {job['work']:<9} {job['comparison']:<7} {job['tool']:<16} {shown}"
@@ -590,7 +611,7 @@ def main(argv: list[str] | None = None) -> int:
     for w in to_profile:
         job = {**jobs[0], "work": w, "comparison": "equal", "size": args.size, "tool": "featviz",
                "precision": args.precision, "profile": True, "timed_steps": min(args.timed_steps, 6)}
-        r = spawn(job, args.timeout)
+        r = spawn(job, args.timeout, args.system_malloc)
         if r.get("profile"):
             profiles[w] = r["profile"]
             floor = next((row["floor_step_ms"] for row in rows if row["work"] == w), None)

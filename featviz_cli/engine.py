@@ -89,7 +89,7 @@ class Preprocess(nn.Module):
         self.register_buffer("b", (lo - mean) / std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.a + self.b
+        return torch.addcmul(self.b, x, self.a)  # x * a + b in one pass
 
 
 def build_transforms(spec: Spec, info: ModelInfo) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
@@ -136,9 +136,12 @@ def render(
     penalties = _penalties(spec)
     layers = [n for n in objective.layers + (penalties.layers if penalties else ()) if n != obj.IMAGE]
     model = model.to(device).eval()
+    host_allocator = rt.tune_host_allocator() if device.type == "cpu" else "system"
     probe = Preprocess(info).to(device)(torch.rand(1, 3, info.input_size, info.input_size,
                                                    generator=torch.Generator().manual_seed(0)).to(device))
-    with rt.folded_batchnorm(model, layers, probe) as folded:  # the user's model is restored afterwards
+    # Both change the user's model for the render only: it is restored afterwards.
+    with rt.folded_batchnorm(model, layers, probe) as folded, \
+            rt.fp32_strided_depthwise(model, device, dtype) as fp32_convs:
         result = optimize(
             model, info, objective, image, build_transforms(spec, info),
             steps=spec.steps, lr=spec.optimizer.lr, penalties=penalties, generator=gen, device=device,
@@ -148,6 +151,8 @@ def render(
             channels_last=spec.channels_last, compile=spec.compile,
         )
     result.runtime["batchnorm_folded"] = len(folded)
+    result.runtime["fp32_strided_depthwise"] = fp32_convs
+    result.runtime["host_allocator"] = host_allocator
     result.seed = spec.seed
     result.spec = spec
     result.timings["load_s"] = round(t_load, 4)

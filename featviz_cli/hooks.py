@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 import torch.nn as nn
@@ -38,6 +38,26 @@ def resolve_layer(model: nn.Module, name: str, *, field: str = "layer") -> nn.Mo
     close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
     hint = f" Closest: {', '.join(close)}." if close else ""
     raise LayerError(f"{field}: no layer {name!r} in this model.{hint} List them with 'featviz layers MODEL'.")
+
+
+@contextmanager
+def patched_forwards(patches: Sequence[tuple[nn.Module, Callable[..., object]]]) -> Iterator[int]:
+    """Within the block, each module runs the given ``forward`` instead of its own; yields how many.
+
+    The module's previous forward (its class's, or an instance attribute set earlier) is always
+    restored, also when the block raises.
+    """
+    swapped: list[tuple[nn.Module, object]] = []
+    try:
+        for module, forward in patches:
+            swapped.append((module, module.__dict__.get("forward")))
+            module.forward = forward  # type: ignore[method-assign]
+        yield len(swapped)
+    finally:
+        for module, previous in reversed(swapped):
+            del module.forward
+            if previous is not None:
+                module.forward = previous  # type: ignore[method-assign]
 
 
 def first_tensor(output: object) -> torch.Tensor | None:

@@ -37,7 +37,9 @@ OPTIMIZERS = ("adam", "sgd", "sign", "nadam")
 def make_optimizer(kind: str, params: list[torch.Tensor], lr: float) -> torch.optim.Optimizer:
     """The optimizer ``kind`` (one of ``OPTIMIZERS``) over ``params``."""
     if kind == "adam":
-        return torch.optim.Adam(params, lr=lr)
+        # The fused kernel updates each parameter in one pass instead of about ten.
+        fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+        return torch.optim.Adam(params, lr=lr, fused=fused or None)
     if kind == "sgd":
         return torch.optim.SGD(params, lr=lr)
     if kind == "sign":

@@ -51,8 +51,7 @@ class ImageParam:
 def to_valid_rgb(t: torch.Tensor, *, decorrelate: bool, output: str) -> torch.Tensor:
     """Map raw parameters to RGB in [0, 1]: optional colour decorrelation, then sigmoid or clamp."""
     if decorrelate:
-        c = _on_device(COLOR_CORRELATION_NORMALIZED, t.device, t.dtype)
-        t = torch.einsum("bchw,dc->bdhw", t, c)
+        t = _mix_colours(t, _on_device(COLOR_CORRELATION_NORMALIZED, t.device, t.dtype))
     if output == "sigmoid":
         return torch.sigmoid(t)
     mean = _on_device(torch.tensor(COLOR_MEAN if decorrelate else (0.5, 0.5, 0.5)), t.device, t.dtype)
@@ -60,6 +59,13 @@ def to_valid_rgb(t: torch.Tensor, *, decorrelate: bool, output: str) -> torch.Te
     # Straight-through clamp: values stay in range, gradients still flow at the bounds (Lucid's
     # constrain_L_inf plays the same role), so saturated pixels can come back.
     return t + (t.clamp(0, 1) - t).detach()
+
+
+def _mix_colours(t: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+    """Per pixel, colour ``d`` of the result is ``sum_c matrix[d, c] * t[:, c]`` (t: B, 3, H, W)."""
+    b, c, h, w = t.shape
+    # A (3, 3) @ (B, 3, H*W) product reads the image in place; einsum would permute and copy it.
+    return torch.matmul(matrix, t.reshape(b, c, h * w)).view(b, matrix.shape[0], h, w)
 
 
 def from_valid_rgb(img: torch.Tensor, *, decorrelate: bool, output: str, eps: float = 1e-3) -> torch.Tensor:
@@ -76,7 +82,7 @@ def from_valid_rgb(img: torch.Tensor, *, decorrelate: bool, output: str, eps: fl
         t = img - mean.view(1, 3, 1, 1)
     if decorrelate:
         inv = torch.linalg.inv(COLOR_CORRELATION_NORMALIZED.double()).float().to(img.device)
-        t = torch.einsum("bchw,dc->bdhw", t, inv)
+        t = _mix_colours(t, inv)
     return t
 _PLACED: dict[tuple[tuple[float, ...], torch.device, torch.dtype], torch.Tensor] = {}
 
@@ -128,20 +134,21 @@ class FFTImage(ImageParam):
         freqs = rfft2d_freqs(size, size)
         self.freqs = freqs.to(device)
         scale = 1.0 / torch.clamp(freqs, min=1.0 / size) ** decay_power
-        self.scale = scale.to(device)
+        # Lucid divides the image by 4 (keeps the initial image away from saturation); the FFT
+        # is linear, so that is folded into the spectrum's scale: one pass less each way.
+        self.scale = (scale / 4.0).to(device)
         init = torch.randn((batch, 3, *freqs.shape, 2), generator=generator) * sd
         self.spectrum = init.to(device).requires_grad_(True)
         self.params = [self.spectrum]
 
     def raw(self) -> torch.Tensor:
         spectrum = torch.view_as_complex(self.spectrum) * self.scale
-        image = torch.fft.irfft2(spectrum, s=(self.size, self.size), norm="ortho")
-        return image / 4.0  # Lucid's constant: keeps the initial image away from saturation
+        return torch.fft.irfft2(spectrum, s=(self.size, self.size), norm="ortho")
 
     @torch.no_grad()
     def load_raw_(self, raw: torch.Tensor) -> None:
         # The exact inverse of raw(): irfft2(rfft2(x)) == x for a real image x.
-        spectrum = torch.fft.rfft2(raw.to(self.spectrum.device).float() * 4.0, norm="ortho") / self.scale
+        spectrum = torch.fft.rfft2(raw.to(self.spectrum.device).float(), norm="ortho") / self.scale
         self.spectrum.copy_(torch.view_as_real(spectrum).expand_as(self.spectrum))
 
     @torch.no_grad()

@@ -12,11 +12,12 @@ Only ``nn.ReLU`` and ``nn.ReLU6`` modules can be redirected (``F.relu`` calls in
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, ContextManager
 
 import torch
 import torch.nn as nn
+
+from .hooks import patched_forwards
 
 
 class RedirectedClamp(torch.autograd.Function):
@@ -76,17 +77,7 @@ def relu_modules(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, (nn.ReLU, nn.ReLU6))]
 
 
-@contextmanager
-def redirected_relus(model: nn.Module) -> Iterator[int]:
+def redirected_relus(model: nn.Module) -> ContextManager[int]:
     """Within the block, ReLU/ReLU6 modules of ``model`` use the redirected gradient; yields how many."""
-    swapped: list[tuple[nn.Module, Any]] = []
-    try:
-        for m in relu_modules(model):
-            swapped.append((m, m.__dict__.get("forward")))
-            m.forward = redirected_relu6 if isinstance(m, nn.ReLU6) else redirected_relu  # type: ignore[method-assign]
-        yield len(swapped)
-    finally:
-        for m, previous in swapped:
-            del m.forward
-            if previous is not None:
-                m.forward = previous  # type: ignore[method-assign]
+    return patched_forwards([(m, redirected_relu6 if isinstance(m, nn.ReLU6) else redirected_relu)
+                             for m in relu_modules(model)])

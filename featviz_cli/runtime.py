@@ -9,13 +9,18 @@ without draining its queue, and ``to_device`` copies small host tensors without 
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Sequence
+import ctypes
+import functools
+import os
+import platform
+import sys
+from typing import Callable, ContextManager, Iterator, Sequence
 
 import torch
 import torch.nn as nn
 
 from .errors import SpecError
-from .hooks import OUTPUT, forward_to
+from .hooks import OUTPUT, forward_to, patched_forwards
 
 
 def cpu_has_native_bf16() -> bool:
@@ -70,6 +75,58 @@ def cudnn_autotune(device: torch.device) -> Iterator[None]:
         yield
     finally:
         torch.backends.cudnn.benchmark = before
+
+
+def strided_depthwise_convs(model: nn.Module) -> list[nn.Conv2d]:
+    """The depthwise convolutions of ``model`` (one filter per channel) with a stride above 1."""
+    return [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.groups > 1
+            and m.groups == m.in_channels == m.out_channels and max(m.stride) > 1]
+
+
+def _in_fp32(forward: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cpu", enabled=False):
+            return forward(x.float()).to(x.dtype)
+
+    return run
+
+
+def fp32_strided_depthwise(model: nn.Module, device: torch.device, dtype: torch.dtype | None) -> ContextManager[int]:
+    """Within the block, on the CPU under bf16, strided depthwise convolutions run in fp32; yields how many.
+
+    oneDNN's bf16 backward of a strided depthwise convolution is several times slower than
+    its fp32 one (BENCHMARKS.md: 45 vs 26 ms for a 5x5 stride-2 layer of EfficientNet-Lite0,
+    batch 16), more than the two casts cost. Stride-1 depthwise layers are as fast in bf16
+    and stay there. Elsewhere (CUDA, fp32) nothing changes.
+    """
+    convs = strided_depthwise_convs(model) if device.type == "cpu" and dtype == torch.bfloat16 else []
+    return patched_forwards([(m, _in_fp32(m.forward)) for m in convs])
+
+
+#: Set (to anything) to leave the C library's allocator as it is.
+SYSTEM_MALLOC_ENV = "FEATVIZ_SYSTEM_MALLOC"
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
+
+
+@functools.cache
+def tune_host_allocator() -> str:
+    """Let glibc keep freed memory for the next step instead of returning it to the OS; says what was set.
+
+    A step frees and reallocates the same large activations every time. By default glibc
+    gives big blocks back to the kernel (munmap, heap trimming) and the next step takes
+    them again, page fault by page fault: on 2 CPU cores that was a third of an
+    EfficientNet-Lite0 step (BENCHMARKS.md). Fixing the mmap threshold at 32 MiB and
+    trimming only above 2 GiB keeps the memory (peak RSS grows about 10%). Process-wide and
+    once; glibc only; ``FEATVIZ_SYSTEM_MALLOC=1`` leaves the allocator alone.
+    """
+    if os.environ.get(SYSTEM_MALLOC_ENV) or not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        return "system"
+    try:
+        libc = ctypes.CDLL(None)
+        ok = libc.mallopt(_M_MMAP_THRESHOLD, 32 * 2**20) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1
+    except (OSError, AttributeError):
+        return "system"
+    return "glibc: mmap above 32 MiB, trim above 2 GiB" if ok else "system"
 
 
 def to_device(t: torch.Tensor, device: torch.device, dtype: torch.dtype | None = None) -> torch.Tensor:

@@ -93,3 +93,18 @@ def test_layer_never_called_is_an_error() -> None:
 
     with pytest.raises(LayerError, match="never called"):
         forward_to(Skip(), torch.zeros(1, 3, 4, 4), ["unused"])
+
+
+def test_patched_forwards_restore_the_previous_forward_even_on_error() -> None:
+    from featviz_cli.hooks import patched_forwards
+
+    a, b = nn.ReLU(), nn.Identity()
+    earlier = lambda x: x + 1  # noqa: E731 - an instance forward set before ours
+    b.forward = earlier
+    with pytest.raises(RuntimeError, match="boom"):
+        with patched_forwards([(a, lambda x: x * 0), (b, lambda x: x * 2)]) as n:
+            assert n == 2
+            assert torch.equal(a(torch.ones(1)), torch.zeros(1)) and torch.equal(b(torch.ones(1)), torch.full((1,), 2.0))
+            raise RuntimeError("boom")
+    assert "forward" not in a.__dict__ and torch.equal(a(-torch.ones(1)), torch.zeros(1))
+    assert b.forward is earlier

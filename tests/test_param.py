@@ -44,9 +44,13 @@ def test_same_seed_same_init_other_seed_differs() -> None:
 def test_fft_scale_is_one_over_f_with_floor() -> None:
     p = FFTImage(1, 16, sd=0.01, decay_power=1.0, decorrelate=False, output="sigmoid", generator=_gen(), device=CPU)
     f = rfft2d_freqs(16, 16)
-    assert p.scale[0, 0] == pytest.approx(16.0)  # DC: 1 / max(0, 1/16)
-    assert p.scale[0, 1] == pytest.approx(1 / f[0, 1])
-    assert p.scale[8, 8] == pytest.approx(1 / f[8, 8])
+    quarter = 4.0  # Lucid's image / 4, folded into the scale
+    assert p.scale[0, 0] * quarter == pytest.approx(16.0)  # DC: 1 / max(0, 1/16)
+    assert p.scale[0, 1] * quarter == pytest.approx(1 / f[0, 1])
+    assert p.scale[8, 8] * quarter == pytest.approx(1 / f[8, 8])
+    # raw() is Lucid's irfft2(spectrum / f) / 4
+    lucid = torch.fft.irfft2(torch.view_as_complex(p.spectrum) / f.clamp(min=1 / 16), s=(16, 16), norm="ortho") / 4
+    assert torch.allclose(p.raw(), lucid, atol=1e-7)
 
 
 def test_fft_gradient_steps_favour_low_frequencies() -> None:

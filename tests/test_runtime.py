@@ -280,3 +280,76 @@ def test_cudnn_autotune_is_restored() -> None:
     with rt.cudnn_autotune(torch.device("cuda")):
         assert torch.backends.cudnn.benchmark is True
     assert torch.backends.cudnn.benchmark is before
+
+
+class _Depthwise(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.expand = nn.Conv2d(3, 8, 1)
+        self.dw2 = nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=8)  # strided depthwise
+        self.dw1 = nn.Conv2d(8, 8, 3, padding=1, groups=8)  # stride 1: left alone
+        self.grouped = nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=2)  # grouped, not depthwise
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.grouped(self.dw1(self.dw2(self.expand(x))))
+
+
+def test_strided_depthwise_convs_are_found_by_shape() -> None:
+    model = _Depthwise()
+    assert rt.strided_depthwise_convs(model) == [model.dw2]
+
+
+def test_strided_depthwise_runs_in_fp32_under_cpu_bf16_and_is_restored() -> None:
+    model = _Depthwise().eval()
+    x = torch.rand(2, 8, 16, 16)
+    seen: list[torch.dtype] = []
+
+    def conv_dtype(_m: nn.Module, _i: object, out: torch.Tensor) -> None:
+        seen.append(out.dtype)
+
+    with rt.fp32_strided_depthwise(model, torch.device("cpu"), torch.bfloat16) as n:
+        assert n == 1 and "forward" in model.dw2.__dict__
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = model.dw2(x.bfloat16())
+        # computed in fp32 from the same bf16 input, handed on in the input's dtype
+        want = nn.functional.conv2d(x.bfloat16().float(), model.dw2.weight, model.dw2.bias, 2, 1, 1, 8)
+        assert y.dtype == torch.bfloat16 and torch.equal(y, want.bfloat16())
+        handle = model.dw1.register_forward_hook(conv_dtype)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            model.dw1(x)
+        handle.remove()
+        assert seen == [torch.bfloat16]  # the stride-1 depthwise conv still runs in bf16
+    assert "forward" not in model.dw2.__dict__
+    for device, dtype in ((torch.device("cpu"), None), (torch.device("meta"), torch.bfloat16)):
+        with rt.fp32_strided_depthwise(model, device, dtype) as n:
+            assert n == 0  # fp32 renders and other devices: unchanged
+
+
+def test_render_reports_fp32_strided_depthwise_on_lite0() -> None:
+    from featviz_cli.models import load_model
+
+    spec = parse_spec({"model": {"name": "efficientnet_lite0", "weights": "none", "input_size": 32},
+                       "objective": {"type": "channel", "layer": "_blocks.3", "unit": 0},
+                       "param": {"size": 16}, "steps": 2, "device": "cpu", "precision": "bf16"})
+    model, info = load_model(spec.model)
+    result = render(spec, model=model, info=info)
+    assert result.runtime["fp32_strided_depthwise"] == 4  # the depthwise convs of blocks 1, 3, 5 and 11 downsample
+    assert torch.isfinite(result.images).all()
+    assert all("forward" not in m.__dict__ for m in model.modules())
+
+
+def test_host_allocator_is_tuned_on_glibc_unless_told_not_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    import platform
+    import sys
+
+    tune = rt.tune_host_allocator.__wrapped__  # the cached function, called afresh
+    monkeypatch.setenv(rt.SYSTEM_MALLOC_ENV, "1")
+    assert tune() == "system"
+    monkeypatch.delenv(rt.SYSTEM_MALLOC_ENV)
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert tune() == ("glibc: mmap above 32 MiB, trim above 2 GiB" if glibc else "system")
+
+
+def test_render_reports_the_host_allocator(tiny_spec: dict[str, Any]) -> None:
+    result = render(parse_spec({**tiny_spec, "steps": 1}))
+    assert result.runtime["host_allocator"] == rt.tune_host_allocator()
