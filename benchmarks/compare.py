@@ -11,12 +11,18 @@ in two comparisons:
              the network (featviz: ``resize_to_model``, torch-lucent: its upsample), featviz
              with its default precision and memory format.
 The floor is the network truncated at the layer, frozen, forward + backward to the input only,
-same batch and 224 px, in featviz's precision and memory format (and plain fp32 for reference).
+same batch and 224 px, exactly as featviz runs it: its precision and memory format, BatchNorm
+folded, strided depthwise convolutions in fp32 on a bf16 CPU (reference rows: the network not
+rewritten, and plain fp32 NCHW).
 
-Every measurement runs in its own subprocess (so peak RSS is that tool's alone), the tools
-alternate A B / B A from repeat to repeat, and the table shows medians. Step times are the
-median step of ``--timed-steps`` steps after ``--warmup`` steps (the whole run on CUDA, which is
-synchronized at its end); images/s is for the whole ``--steps`` work: batch / (setup + steps x step).
+Every measurement runs in its own subprocess (so peak RSS is that tool's alone), with the C
+allocator tuned as featviz tunes it for CPU renders in every tool (``--system-malloc``: in none),
+the tools alternate A B / B A from repeat to repeat, and the table shows medians. A featviz run
+times ``--timed-steps`` steps after a ``--warmup`` run: the first half with the ReLU gradient
+redirect of a render's first steps, the rest without, and the work's step is the two medians
+weighted as the work has them (``relu_redirect`` of its 64 steps). On CUDA step times are the
+synchronized loop's total over its steps. Images/s is for the whole ``--steps`` work:
+batch / (setup + steps x step).
 """
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ Only ``nn.ReLU`` and ``nn.ReLU6`` modules can be redirected (``F.relu`` calls in
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, ContextManager
 
 import torch
@@ -24,14 +25,20 @@ class RedirectedClamp(torch.autograd.Function):
     """``x.clamp(lo, hi)`` forward; Lucid's redirected gradient backward (``hi`` None: plain ReLU)."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, lo: float, hi: float | None) -> torch.Tensor:
-        ctx.save_for_backward(x)
+    def forward(ctx: Any, x: torch.Tensor, lo: float, hi: float | None, inplace: bool = False) -> torch.Tensor:
+        if inplace:  # as the module itself would (nn.ReLU(inplace=True)): no new tensor
+            out = x.clamp_(min=lo) if hi is None else x.clamp_(lo, hi)
+            ctx.mark_dirty(x)
+        else:
+            out = x.clamp(min=lo) if hi is None else x.clamp(lo, hi)
+        # The output tells all the backward needs: x <= lo exactly where out <= lo (same at hi).
+        ctx.save_for_backward(out)
         ctx.lo, ctx.hi = lo, hi
-        return x.clamp(min=lo) if hi is None else x.clamp(lo, hi)
+        return out
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        (x,) = ctx.saved_tensors
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
+        (x,) = ctx.saved_tensors  # the clamped output: equivalent to the input for every test below
         lo, hi = ctx.lo, ctx.hi
         # The ordinary gradient in one fused pass (what nn.ReLU / nn.ReLU6 themselves run).
         if hi is None:
@@ -43,14 +50,14 @@ class RedirectedClamp(torch.autograd.Function):
         # not needed. A nonzero row sum proves it in one cheap pass (a zero sum falls through to
         # the exact test); asking costs a host-device sync, so only where that is free (not CUDA).
         if not grad.is_cuda and bool(rows.sum(1).ne(0).all()):
-            return ordinary, None, None
+            return ordinary, None, None, None
         alive = rows.ne(0).any(1).view(-1, *([1] * (x.dim() - 1)))
         # The loss is minimized: a positive gradient lowers x, a negative one raises it.
         outward = (x <= lo) & (grad > 0)
         if hi is not None:
             outward |= (x >= hi) & (grad < 0)
         redirected = grad.masked_fill(outward, 0)
-        return torch.where(alive, ordinary, redirected), None, None
+        return torch.where(alive, ordinary, redirected), None, None, None
 
 
 def _rows(t: torch.Tensor) -> torch.Tensor:
@@ -62,14 +69,14 @@ def _rows(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(t.shape[0], -1)
 
 
-def redirected_relu(x: torch.Tensor) -> torch.Tensor:
+def redirected_relu(x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
     """ReLU with the redirected gradient."""
-    return RedirectedClamp.apply(x, 0.0, None)
+    return RedirectedClamp.apply(x, 0.0, None, inplace)
 
 
-def redirected_relu6(x: torch.Tensor) -> torch.Tensor:
+def redirected_relu6(x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
     """ReLU6 with the redirected gradient."""
-    return RedirectedClamp.apply(x, 0.0, 6.0)
+    return RedirectedClamp.apply(x, 0.0, 6.0, inplace)
 
 
 def relu_modules(model: nn.Module) -> list[nn.Module]:
@@ -79,5 +86,6 @@ def relu_modules(model: nn.Module) -> list[nn.Module]:
 
 def redirected_relus(model: nn.Module) -> ContextManager[int]:
     """Within the block, ReLU/ReLU6 modules of ``model`` use the redirected gradient; yields how many."""
-    return patched_forwards([(m, redirected_relu6 if isinstance(m, nn.ReLU6) else redirected_relu)
+    return patched_forwards([(m, functools.partial(redirected_relu6 if isinstance(m, nn.ReLU6) else redirected_relu,
+                                                   inplace=bool(getattr(m, "inplace", False))))
                              for m in relu_modules(model)])

@@ -71,6 +71,20 @@ def test_matches_the_plain_formula_in_every_layout(fn, hi, channels_last: bool, 
     assert not torch.equal(got[1], torch.zeros_like(got[1]))
 
 
+@pytest.mark.parametrize("fn", [redirected_relu, redirected_relu6])
+def test_inplace_gives_the_same_values_and_gradients(fn) -> None:
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(4, 3, 5, 5, generator=gen) * 5
+    x[2] = -1.0  # one dead element
+    g = torch.randn(4, 3, 5, 5, generator=gen)
+    leaf = x.clone().requires_grad_(True)
+    inner = leaf * 1.0  # a non-leaf, as inside a network
+    out = fn(inner, inplace=True)
+    assert out.data_ptr() == inner.data_ptr()  # no new tensor, like nn.ReLU(inplace=True)
+    out.backward(g)
+    assert torch.equal(out, fn(x)) and torch.equal(leaf.grad, _grad(fn, x, g))
+
+
 def test_a_row_whose_gradient_sums_to_zero_is_still_alive() -> None:
     # The quick test (a nonzero row sum) cannot see that this row passes gradient; the exact one must.
     x = torch.tensor([[1.0, 2.0, -3.0], [-1.0, -2.0, -3.0]])
@@ -94,7 +108,7 @@ def test_swaps_relu_modules_and_always_restores_them() -> None:
     net = Net()
     assert relu_modules(net) == [net.a, net.b]
     with redirected_relus(net) as n:
-        assert n == 2 and net.a.forward is redirected_relu and net.b.forward is redirected_relu6
+        assert n == 2 and net.a.forward.func is redirected_relu and net.b.forward.func is redirected_relu6
         x = torch.full((1, 3), -1.0, requires_grad=True)
         (-net(x.clone()).sum()).backward()  # minimizing the loss raises the output
         assert x.grad.abs().sum() > 0  # dead for the plain ReLU, alive when redirected
