@@ -1,0 +1,209 @@
+"""The shared files of a sweep: ``manifest.json``, contact sheets and the HTML gallery.
+
+They are written under the exclusive ``flock`` of ``run_lock`` and rebuilt from the
+per-unit files: shards and workers never append to a common file.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..errors import OutputError
+from ..outputs import (
+    atomic_write_json,
+    ensure_dir,
+    make_grid,
+    png_bytes,
+    safe_join,
+    sha256_file,
+    write_bytes_if_changed,
+)
+from .layout import MANIFEST_FILE, RUN_FILE, SHEETS_DIR, UNITS_DIR
+from .plan import LayerPlan
+from .record import layers_of, read_record, run_lock, utc_now
+from .units import read_unit, remove_temps, unit_rel, unit_stem
+
+
+@dataclass
+class Rebuilt:
+    """What ``rebuild`` wrote."""
+
+    index: Path
+    manifest: dict[str, Any]
+
+
+def collect_units(out: Path, record: dict[str, Any]) -> list[dict[str, Any]]:
+    """One manifest entry per planned unit, from the per-unit files: status done, pending or corrupt.
+
+    A done unit's image is checked against the sha256 in its JSON.
+    """
+    entries = []
+    for lp in layers_of(record):
+        for unit in lp.units:
+            entry: dict[str, Any] = {"layer": lp.layer, "unit": unit, "label": lp.label(unit), "status": "pending",
+                                     "meta": unit_rel(lp, unit), "image": None}
+            meta = read_unit(out, lp, unit, record["spec_hash"])
+            if meta is not None:
+                entry.update(_entry_from(out, meta))
+            entries.append(entry)
+    return entries
+
+
+def _entry_from(out: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    image = meta["image"]
+    ok = all(_sha_ok(out / rel, rec.get("sha256")) for rel, rec in meta["files"].items())
+    snaps = sorted(rel for rel in meta["files"] if rel != image)
+    return {
+        "status": "done" if ok else "corrupt",
+        "image": image,
+        "sha256": meta["files"][image]["sha256"],
+        "width": meta["files"][image].get("width"),
+        "height": meta["files"][image].get("height"),
+        "snapshots": snaps,
+        "objective": meta.get("objective"),
+        "time_s": meta.get("time_s"),
+        "steps": meta.get("steps"),
+        "device": meta.get("device"),
+        "batch": meta.get("batch", {}).get("index"),
+        "shard": meta.get("shard"),
+        "worker": meta.get("worker"),
+        "finished": meta.get("finished"),
+    }
+
+
+def _sha_ok(path: Path, expected: str | None) -> bool:
+    try:
+        return sha256_file(path) == expected
+    except OutputError:
+        return False
+
+
+def sheet_rel(lp: LayerPlan, page: int) -> str:
+    """A layer's contact sheet ``page`` relative to OUT."""
+    return f"{SHEETS_DIR}/{lp.dir}/sheet_{page:03d}.png"
+
+
+def write_sheets(out: Path, lp: LayerPlan, entries: list[dict[str, Any]], page_size: int) -> list[str | None]:
+    """Write the labelled contact sheets of one layer, ``page_size`` units each (pending units grey).
+
+    Returns one path per page, None for a page with no finished unit yet.
+    """
+    import numpy as np
+    from PIL import Image
+
+    sheets: list[str | None] = []
+    for p in range(0, len(entries), page_size):
+        page = entries[p : p + page_size]
+        images, labels = [], []
+        for e in page:
+            arr = None
+            if e["status"] == "done":
+                with contextlib.suppress(OSError, ValueError), Image.open(out / e["image"]) as im:
+                    arr = np.asarray(im.convert("RGB"))
+            images.append(arr)
+            labels.append(e["label"] if arr is not None else f"{e['unit']} {e['status']}")
+        shapes = [a.shape for a in images if a is not None]
+        if not shapes:
+            sheets.append(None)
+            continue
+        blank = np.full(shapes[0], 200, dtype=np.uint8)
+        grid = make_grid(np.stack([a if a is not None and a.shape == shapes[0] else blank for a in images]), labels)
+        rel = sheet_rel(lp, p // page_size)
+        ensure_dir(out, f"{SHEETS_DIR}/{lp.dir}")
+        write_bytes_if_changed(safe_join(out, rel), png_bytes(grid))
+        sheets.append(rel)
+    return sheets
+
+
+def rebuild(out: str | Path, *, page_size: int | None = None) -> Rebuilt:
+    """Rebuild the manifest, contact sheets and gallery of ``out`` from its per-unit files.
+
+    Runs under the directory's lock, so shards finishing together take turns; leftover
+    temporary files of shared files and of done units are removed.
+    """
+    from .. import gallery
+
+    out = Path(out).resolve()
+    with run_lock(out) as locked:
+        record = read_record(out)
+        if record is None:
+            raise OutputError(f"{out} has no {RUN_FILE}: it is not a sweep output directory; "
+                              "give the --out of a 'featviz sweep' run")
+        size = page_size or _last_page_size(out) or int(record.get("page_size") or 64)
+        entries = collect_units(out, record)
+        layers = layers_of(record)
+        by_layer = {lp.layer: [e for e in entries if e["layer"] == lp.layer] for lp in layers}
+        for lp in layers:
+            examples = gallery.load_examples(out, lp.layer)
+            for e in by_layer[lp.layer]:
+                e["examples"] = gallery.shown_examples(out, lp.layer, examples, e["unit"])
+        summaries = []
+        sheet_files = set()
+        for lp in layers:
+            sheets = write_sheets(out, lp, by_layer[lp.layer], size)
+            sheet_files.update(s for s in sheets if s)
+            rows = by_layer[lp.layer]
+            summaries.append({"layer": lp.layer, "dir": lp.dir, "channels": lp.channels, "units": len(rows),
+                              "done": sum(e["status"] == "done" for e in rows), "sheets": sheets})
+        counts = {s: sum(e["status"] == s for e in entries) for s in ("done", "pending", "corrupt")}
+        manifest = {
+            "featviz": __version__,
+            "spec_hash": record["spec_hash"],
+            "model": record.get("model"),
+            "created": record.get("created"),
+            "updated": utc_now(),
+            "total": len(entries),
+            **counts,
+            "page_size": size,
+            "layers": summaries,
+            "units": entries,
+        }
+        pages = gallery.write_gallery(out, record, manifest)
+        if locked:
+            _remove_stale(out, SHEETS_DIR, sheet_files)
+            _remove_stale(out, gallery.GALLERY_DIR, set(pages))
+            _remove_shared_temps(out, entries, layers)
+        atomic_write_json(safe_join(out, MANIFEST_FILE), manifest)
+    return Rebuilt(out / gallery.INDEX_FILE, manifest)
+
+
+def _last_page_size(out: Path) -> int | None:
+    """The page size the last rebuild used (from ``manifest.json``), if any."""
+    try:
+        value = json.loads((out / MANIFEST_FILE).read_text(encoding="utf-8")).get("page_size")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def _remove_stale(out: Path, top: str, keep: set[str]) -> None:
+    """Delete files under ``out/top`` that this rebuild did not write (e.g. pages of an old page size)."""
+    root = out / top
+    if not root.is_dir():
+        return
+    for path in root.rglob("*"):
+        rel = path.relative_to(out).as_posix()
+        if path.is_file() and rel not in keep:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def _remove_shared_temps(out: Path, entries: list[dict[str, Any]], layers: list[LayerPlan]) -> None:
+    """Delete temp files left by killed writers of shared files, and of units that are done."""
+    from ..gallery import INDEX_FILE
+
+    for name in (RUN_FILE, MANIFEST_FILE, INDEX_FILE):
+        remove_temps(out, name + ".")
+    for tmp in out.glob(".featviz-write-test.*.tmp"):  # prepare_output_dir's probe, killed midway
+        with contextlib.suppress(OSError):
+            if time.time() - tmp.stat().st_mtime > 60:
+                tmp.unlink()
+    dirs = {lp.layer: out / UNITS_DIR / lp.dir for lp in layers}
+    for e in entries:
+        if e["status"] == "done":
+            remove_temps(dirs[e["layer"]], unit_stem(e["unit"]))

@@ -1,0 +1,245 @@
+"""The plan of a sweep: the term it varies, each layer's units, their batches and shards.
+
+A sweep is planned once the model is loaded (``units: all`` and ranges need the
+layer widths): the units of each layer are cut into batches of ``sweep.batch``, one
+unit per image, and batch ``b`` belongs to shard ``b % N``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from ..config import SWEEP_BATCH_DEFAULTS, Spec, parse_unit_range, spec_to_dict, term_path
+from ..errors import LayerError, SpecError
+from ..outputs import sanitize_filename, sha256_bytes
+
+SWEEPABLE = ("channel", "neuron", "logit", "probability")
+#: Fields of the spec that do not change a unit's image, left out of the run's hash.
+UNHASHED = ("device", "output", "name")
+_DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """The units a sweep renders for one layer, and where their files go."""
+
+    layer: str
+    dir: str
+    channels: int
+    units: tuple[int, ...]
+    names: tuple[str, ...] | None = None  # class names, for logit/probability sweeps
+
+    def label(self, unit: int) -> str:
+        """How a unit is named in grids and pages: its class name where there is one."""
+        if self.names is not None and 0 <= unit < len(self.names):
+            return f"{unit} {self.names[unit]}"
+        return str(unit)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One optimization: units of one layer, one image each."""
+
+    index: int
+    layer: str
+    units: tuple[int, ...]
+
+
+@dataclass
+class Plan:
+    """A resolved sweep: the spec, which term varies, the layers' units and the batches."""
+
+    spec: Spec
+    term: int
+    layers: list[LayerPlan]
+    batch_size: int
+    batches: list[Batch]
+    spec_hash: str
+    hashed: dict[str, Any]
+
+    def layer(self, name: str) -> LayerPlan:
+        """The plan of layer ``name``."""
+        return next(lp for lp in self.layers if lp.layer == name)
+
+    @property
+    def total(self) -> int:
+        """Number of units in the whole sweep."""
+        return sum(len(lp.units) for lp in self.layers)
+
+
+def sweep_term(spec: Spec) -> int:
+    """Index of the objective term a sweep varies; ``SpecError`` if there is none or more than one.
+
+    It is the term with a layer list or ``units`` (all, a range or a list), else the term
+    with a ``unit``. Other terms apply to every image as they are.
+    """
+    n = len(spec.objective)
+    cands = [i for i, t in enumerate(spec.objective) if isinstance(t.layer, list) or t.units is not None]
+    if not cands:
+        cands = [i for i, t in enumerate(spec.objective) if t.unit is not None]
+    if not cands:
+        raise SpecError("objective", "a sweep needs a term with units, e.g. "
+                        "'{type: channel, layer: <name>, units: all}'.")
+    if len(cands) > 1:
+        raise SpecError(f"{term_path(n, cands[1])}.units",
+                        f"a sweep varies one term, but {term_path(n, cands[0])} has units too; keep units on one term.")
+    where = term_path(n, cands[0])
+    if spec.objective[cands[0]].type not in SWEEPABLE:
+        raise SpecError(f"{where}.type", f"a sweep varies the units of a {', '.join(SWEEPABLE)} term.")
+    for i, t in enumerate(spec.objective):
+        if t.batch is not None:
+            raise SpecError(f"{term_path(n, i)}.batch", "every image of a sweep has its own unit; remove 'batch'.")
+    if spec.param.batch is not None:
+        raise SpecError("param.batch", "a sweep sets its batch size with sweep.batch; remove param.batch.")
+    return cands[0]
+
+
+def layer_widths(model: Any, info: Any, layers: Iterable[str]) -> dict[str, int]:
+    """Units (channels, or classes at the output) of each layer, from one forward pass of zeros."""
+    import torch
+
+    from ..hooks import LayerInfo, forward_to
+
+    names = list(dict.fromkeys(layers))
+    param = next(iter(model.parameters()), None)
+    x = torch.zeros(1, 3, info.input_size, info.input_size, device=param.device if param is not None else "cpu")
+    with torch.no_grad():
+        acts = forward_to(model.eval(), x, names)
+    return {name: int(LayerInfo(name, "", tuple(acts[name].shape[1:])).channels or 1) for name in names}
+
+
+def expand_units(raw: int | str | list[int | str] | None, field: str, layer: str, n: int,
+                 names: tuple[str, ...] | None, *, by_name: bool) -> tuple[int, ...]:
+    """The unit indices a term asks for in a layer of ``n`` units; errors name ``field``."""
+    from ..objectives import resolve_class
+
+    shown = "the output" if layer.startswith("<") else f"layer {layer!r}"
+    if isinstance(raw, str) and not (by_name and ":" not in raw and raw.strip().lower() != "all"):
+        s = parse_unit_range(raw, field)
+        if (s.stop or 0) > n or (s.start or 0) >= n:
+            raise LayerError(f"{field}: range {raw!r} goes past the {n} units of {shown} (0..{n - 1}).")
+        units = list(range(n))[s]
+    else:
+        items = raw if isinstance(raw, list) else [raw]
+        units = [resolve_class(u, names, field) if by_name else int(u) for u in items]  # type: ignore[arg-type]
+    for u in units:
+        if not 0 <= u < n:
+            raise LayerError(f"{field}: unit {u} is out of range for {shown} with {n} units (0..{n - 1}).")
+    dup = next((u for u in units if units.count(u) > 1), None)
+    if dup is not None:
+        raise SpecError(field, f"unit {dup} is listed twice; list each unit once.")
+    return tuple(units)
+
+
+def plan_batches(layers: list[LayerPlan], size: int) -> list[Batch]:
+    """Cut each layer's units into batches of at most ``size``, numbered across the sweep."""
+    batches: list[Batch] = []
+    for lp in layers:
+        for k in range(0, len(lp.units), size):
+            batches.append(Batch(len(batches), lp.layer, lp.units[k : k + size]))
+    return batches
+
+
+def shard_batches(batches: list[Batch], shard: int, count: int) -> list[Batch]:
+    """The batches of shard ``shard`` of ``count``: every ``count``-th, a deterministic disjoint split."""
+    return [b for b in batches if b.index % count == shard]
+
+
+def default_batch(device_type: str) -> int:
+    """Units per batch when ``sweep.batch`` is null, by device type (``SWEEP_BATCH_DEFAULTS``)."""
+    return SWEEP_BATCH_DEFAULTS.get(device_type, SWEEP_BATCH_DEFAULTS["cpu"])
+
+
+def hashed_view(spec: Spec, layers: list[LayerPlan], batch_size: int) -> dict[str, Any]:
+    """What the run's hash covers: the spec without ``UNHASHED`` fields, the batch size and every unit."""
+    view = spec_to_dict(spec)
+    for key in UNHASHED:
+        view.pop(key, None)
+    view["sweep"] = {"batch": batch_size}
+    view["units"] = {lp.layer: list(lp.units) for lp in layers}
+    return view
+
+
+def hash_of(view: dict[str, Any]) -> str:
+    """SHA-256 of a canonical JSON text of ``view``."""
+    text = json.dumps(view, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def make_plan(spec: Spec, model: Any, info: Any, device_type: str = "cpu", *, recorded_batch: int | None = None) -> Plan:
+    """Resolve a sweep spec against its loaded model: check layers, expand units, cut batches.
+
+    ``sweep.batch: null`` takes ``recorded_batch`` (the batch size of the sweep already in the
+    output directory) when given, else the default for ``device_type``.
+    """
+    from ..hooks import OUTPUT, resolve_layer
+
+    index = sweep_term(spec)
+    n_terms = len(spec.objective)
+    where = term_path(n_terms, index)
+    term = spec.objective[index]
+    by_name = term.type in ("logit", "probability")
+    layers = term.layer if isinstance(term.layer, list) else [term.layer or OUTPUT]
+    for i, t in enumerate(spec.objective):
+        for name in t.layer if isinstance(t.layer, list) else [t.layer] if t.layer else []:
+            resolve_layer(model, name, field=f"{term_path(n_terms, i)}.layer")
+    widths = layer_widths(model, info, layers)
+    field_name = f"{where}.units" if term.units is not None else f"{where}.unit"
+    raw = term.units if term.units is not None else term.unit
+    dirs = _layer_dirs(layers)
+    plans = []
+    for name in layers:
+        names = tuple(info.class_names) if by_name and info.class_names else None
+        units = expand_units(raw, field_name, name, widths[name], names, by_name=by_name)
+        plans.append(LayerPlan(name, dirs[name], widths[name], units, names))
+    size = spec.sweep.batch or recorded_batch or default_batch(device_type)
+    view = hashed_view(spec, plans, size)
+    return Plan(spec, index, plans, size, plan_batches(plans, size), hash_of(view), view)
+
+
+def _layer_dirs(layers: list[str]) -> dict[str, str]:
+    """A distinct directory name per layer: the sanitized name, with a short hash if two collide."""
+    from ..hooks import OUTPUT
+
+    dirs: dict[str, str] = {}
+    for name in layers:
+        d = "output" if name == OUTPUT else sanitize_filename(name)
+        if d in dirs.values():
+            d = f"{d}-{sha256_bytes(name.encode())[:8]}"
+        dirs[name] = d
+    return dirs
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``'I/N'`` -> (I, N) with 0 <= I < N; ``SpecError`` naming ``--shard`` otherwise."""
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
+    if not m:
+        raise SpecError("--shard", f"{text!r} is not I/N (e.g. 0/4: the first of 4 shards, numbered from 0).")
+    i, n = int(m.group(1)), int(m.group(2))
+    if n < 1 or i >= n:
+        raise SpecError("--shard", f"{text!r}: I must be in 0..N-1 (shards are numbered from 0, e.g. 0/4 .. 3/4).")
+    return i, n
+
+
+def parse_devices(text: str | None, default: str) -> list[str]:
+    """Worker devices from ``--devices``: a comma-separated list, or ``auto`` (every CUDA device, else one).
+
+    Without ``--devices`` the sweep runs in this process on ``default`` (the spec's device).
+    """
+    if text is None:
+        return [default]
+    if text.strip() == "auto":
+        import torch
+
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        return [f"cuda:{i}" for i in range(n)] or [default]
+    items = [d.strip() for d in text.split(",") if d.strip()]
+    if not items:
+        raise SpecError("--devices", "is empty; give e.g. cuda:0,cuda:1, cpu,cpu or auto.")
+    for d in items:
+        if not _DEVICE.match(d):
+            raise SpecError("--devices", f"{d!r} is not a device; use cpu, cuda, cuda:N or mps (comma-separated), or auto.")
+    return items
