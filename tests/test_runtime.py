@@ -210,14 +210,19 @@ def test_batchnorm_folding_is_refused_when_the_conv_output_is_used_elsewhere() -
         assert torch.equal(model(x), ref)
 
 
-def test_render_folds_batchnorm_and_reports_it() -> None:
+def _render_lite0(layer: str, *, steps: int, precision: str) -> tuple[nn.Module, Any]:
+    """A tiny render of a random-weight EfficientNet-Lite0 at 32 px; the model and the result."""
     from featviz_cli.models import load_model
 
     spec = parse_spec({"model": {"name": "efficientnet_lite0", "weights": "none", "input_size": 32},
-                       "objective": {"type": "channel", "layer": "_blocks.1", "unit": 0},
-                       "param": {"size": 16}, "steps": 1, "device": "cpu", "precision": "fp32"})
+                       "objective": {"type": "channel", "layer": layer, "unit": 0},
+                       "param": {"size": 16}, "steps": steps, "device": "cpu", "precision": precision})
     model, info = load_model(spec.model)
-    result = render(spec, model=model, info=info)
+    return model, render(spec, model=model, info=info)
+
+
+def test_render_folds_batchnorm_and_reports_it() -> None:
+    model, result = _render_lite0("_blocks.1", steps=1, precision="fp32")
     # the stem's _bn0, block 0's _bn1 and _bn2, block 1's _bn0, _bn1 and _bn2
     assert result.runtime["batchnorm_folded"] == 6
     assert all(isinstance(m, nn.BatchNorm2d) for n, m in model.named_modules() if n.rsplit(".", 1)[-1] in ("_bn0", "_bn1", "_bn2"))
@@ -326,13 +331,7 @@ def test_strided_depthwise_runs_in_fp32_under_cpu_bf16_and_is_restored() -> None
 
 
 def test_render_reports_fp32_strided_depthwise_on_lite0() -> None:
-    from featviz_cli.models import load_model
-
-    spec = parse_spec({"model": {"name": "efficientnet_lite0", "weights": "none", "input_size": 32},
-                       "objective": {"type": "channel", "layer": "_blocks.3", "unit": 0},
-                       "param": {"size": 16}, "steps": 2, "device": "cpu", "precision": "bf16"})
-    model, info = load_model(spec.model)
-    result = render(spec, model=model, info=info)
+    model, result = _render_lite0("_blocks.3", steps=2, precision="bf16")
     assert result.runtime["fp32_strided_depthwise"] == 4  # the depthwise convs of blocks 1, 3, 5 and 11 downsample
     assert torch.isfinite(result.images).all()
     assert all("forward" not in m.__dict__ for m in model.modules())
