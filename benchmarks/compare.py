@@ -144,7 +144,8 @@ def run_featviz(job: dict[str, Any]) -> dict[str, Any]:
     steps = [b - a for a, b in zip(stamps[:-1], stamps[1:])]
     redirected, plain = steps[: max(split - 1, 0)], steps[max(split - 1, 0):]
     if job["device"].startswith("cuda") or len(steps) < 1:
-        step = plain_step = redirect_step = loop / job["timed_steps"]  # CUDA progress is read lagged: the synchronized loop total is honest
+        # CUDA progress is read one report late: only the synchronized loop's total is honest.
+        step = plain_step = redirect_step = loop / job["timed_steps"]
     else:
         plain_step = statistics.median(plain or steps)
         redirect_step = statistics.median(redirected) if redirected else plain_step
