@@ -246,8 +246,7 @@ def run_floor(job: dict[str, Any]) -> dict[str, Any]:
     """The bare network truncated at the layer: forward + backward to the input only."""
     import torch
 
-    from featviz_cli.runtime import (Network, folded_batchnorm, fp32_strided_depthwise, resolve_channels_last,
-                                     resolve_precision)
+    from featviz_cli.runtime import Network, resolve_channels_last, resolve_precision, rewritten
 
     work = WORKS[job["work"]]
     model, info = _load(work)
@@ -263,11 +262,10 @@ def run_floor(job: dict[str, Any]) -> dict[str, Any]:
     # featviz rewrites the network before it renders (BatchNorm folded into the convolutions,
     # strided depthwise convolutions in fp32 on a bf16 CPU): the floor is that same network,
     # unless the job asks for the network as it is (a reference row).
-    rewrite = job.get("rewrite", True)
-    with folded_batchnorm(model, [work.layer], x[:1]) if rewrite else contextlib.nullcontext([]) as folded, \
-            fp32_strided_depthwise(model, device, dtype) if rewrite else contextlib.nullcontext(0):
+    as_is: contextlib.AbstractContextManager[dict[str, int]] = contextlib.nullcontext({})
+    with rewritten(model, [work.layer], x[:1], device, dtype) if job.get("rewrite", True) else as_is as rewrites:
         net = Network(model, [work.layer], device, dtype=dtype, channels_last=cl)
-        return _time_floor(job, net, x, idx, work.layer, dtype, cl, len(folded))
+        return _time_floor(job, net, x, idx, work.layer, dtype, cl, rewrites.get("batchnorm_folded", 0))
 
 
 def _time_floor(job: dict[str, Any], net: Any, x: Any, idx: Any, layer: str, dtype: Any, cl: bool,

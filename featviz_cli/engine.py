@@ -139,9 +139,7 @@ def render(
     host_allocator = rt.tune_host_allocator() if device.type == "cpu" else "system"
     probe = Preprocess(info).to(device)(torch.rand(1, 3, info.input_size, info.input_size,
                                                    generator=torch.Generator().manual_seed(0)).to(device))
-    # Both change the user's model for the render only: it is restored afterwards.
-    with rt.folded_batchnorm(model, layers, probe) as folded, \
-            rt.fp32_strided_depthwise(model, device, dtype) as fp32_convs:
+    with rt.rewritten(model, layers, probe, device, dtype) as rewrites:  # the user's model is restored afterwards
         result = optimize(
             model, info, objective, image, build_transforms(spec, info),
             steps=spec.steps, lr=spec.optimizer.lr, penalties=penalties, generator=gen, device=device,
@@ -150,8 +148,7 @@ def render(
             optimizer=spec.optimizer.type, relu_redirect=spec.relu_redirect,
             channels_last=spec.channels_last, compile=spec.compile,
         )
-    result.runtime["batchnorm_folded"] = len(folded)
-    result.runtime["fp32_strided_depthwise"] = fp32_convs
+    result.runtime.update(rewrites)
     result.runtime["host_allocator"] = host_allocator
     result.seed = spec.seed
     result.spec = spec

@@ -38,24 +38,24 @@ class RedirectedClamp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
-        (x,) = ctx.saved_tensors  # the clamped output: equivalent to the input for every test below
+        (out,) = ctx.saved_tensors  # the clamped output: the tests below give the same on it as on the input
         lo, hi = ctx.lo, ctx.hi
         # The ordinary gradient in one fused pass (what nn.ReLU / nn.ReLU6 themselves run).
         if hi is None:
-            ordinary = torch.ops.aten.threshold_backward(grad, x, lo)
+            ordinary = torch.ops.aten.threshold_backward(grad, out, lo)
         else:
-            ordinary = torch.ops.aten.hardtanh_backward(grad, x, lo, hi)
+            ordinary = torch.ops.aten.hardtanh_backward(grad, out, lo, hi)
         rows = _rows(ordinary)
         # Most ReLUs pass some gradient to every batch element: then the redirected gradient is
         # not needed. A nonzero row sum proves it in one cheap pass (a zero sum falls through to
         # the exact test); asking costs a host-device sync, so only where that is free (not CUDA).
         if not grad.is_cuda and bool(rows.sum(1).ne(0).all()):
             return ordinary, None, None, None
-        alive = rows.ne(0).any(1).view(-1, *([1] * (x.dim() - 1)))
+        alive = rows.ne(0).any(1).view(-1, *([1] * (out.dim() - 1)))
         # The loss is minimized: a positive gradient lowers x, a negative one raises it.
-        outward = (x <= lo) & (grad > 0)
+        outward = (out <= lo) & (grad > 0)
         if hi is not None:
-            outward |= (x >= hi) & (grad < 0)
+            outward |= (out >= hi) & (grad < 0)
         redirected = grad.masked_fill(outward, 0)
         return torch.where(alive, ordinary, redirected), None, None, None
 

@@ -103,6 +103,19 @@ def fp32_strided_depthwise(model: nn.Module, device: torch.device, dtype: torch.
     return patched_forwards([(m, _in_fp32(m.forward)) for m in convs])
 
 
+@contextlib.contextmanager
+def rewritten(model: nn.Module, layers: Sequence[str], probe: torch.Tensor, device: torch.device,
+              dtype: torch.dtype | None) -> Iterator[dict[str, int]]:
+    """Within the block, ``model`` is the network featviz renders with; yields what was rewritten.
+
+    BatchNorm folded into the convolutions (``folded_batchnorm``, checked on ``probe``) and
+    strided depthwise convolutions in fp32 on a bf16 CPU (``fp32_strided_depthwise``); the
+    model is restored on exit. The engine and the benchmark floors both use this.
+    """
+    with folded_batchnorm(model, layers, probe) as folded, fp32_strided_depthwise(model, device, dtype) as fp32:
+        yield {"batchnorm_folded": len(folded), "fp32_strided_depthwise": fp32}
+
+
 #: Set (to anything) to leave the C library's allocator as it is.
 SYSTEM_MALLOC_ENV = "FEATVIZ_SYSTEM_MALLOC"
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
