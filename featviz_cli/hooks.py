@@ -41,23 +41,24 @@ def resolve_layer(model: nn.Module, name: str, *, field: str = "layer") -> nn.Mo
 
 
 @contextmanager
-def patched_forwards(patches: Sequence[tuple[nn.Module, Callable[..., object]]]) -> Iterator[int]:
-    """Within the block, each module runs the given ``forward`` instead of its own; yields how many.
+def patched_forwards(patches: Sequence[tuple[nn.Module, Callable[..., object]]],
+                     method: str = "forward") -> Iterator[int]:
+    """Within the block, each module runs the given function as its ``method``; yields how many.
 
-    The module's previous forward (its class's, or an instance attribute set earlier) is always
-    restored, also when the block raises.
+    The module's previous ``method`` (its class's, or an instance attribute set earlier) is
+    always restored, also when the block raises.
     """
     swapped: list[tuple[nn.Module, object]] = []
     try:
-        for module, forward in patches:
-            swapped.append((module, module.__dict__.get("forward")))
-            module.forward = forward  # type: ignore[method-assign]
+        for module, function in patches:
+            swapped.append((module, module.__dict__.get(method)))
+            setattr(module, method, function)
         yield len(swapped)
     finally:
         for module, previous in reversed(swapped):
-            del module.forward
+            delattr(module, method)
             if previous is not None:
-                module.forward = previous  # type: ignore[method-assign]
+                setattr(module, method, previous)
 
 
 def first_tensor(output: object) -> torch.Tensor | None:

@@ -83,10 +83,10 @@ def strided_depthwise_convs(model: nn.Module) -> list[nn.Conv2d]:
             and m.groups == m.in_channels == m.out_channels and max(m.stride) > 1]
 
 
-def _in_fp32(forward: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
-    def run(x: torch.Tensor) -> torch.Tensor:
+def _in_fp32(conv_forward: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    def run(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, *args: object) -> torch.Tensor:
         with torch.autocast("cpu", enabled=False):
-            return forward(x.float()).to(x.dtype)
+            return conv_forward(x.float(), weight, bias, *args).to(x.dtype)
 
     return run
 
@@ -100,7 +100,9 @@ def fp32_strided_depthwise(model: nn.Module, device: torch.device, dtype: torch.
     and stay there. Elsewhere (CUDA, fp32) nothing changes.
     """
     convs = strided_depthwise_convs(model) if device.type == "cpu" and dtype == torch.bfloat16 else []
-    return patched_forwards([(m, _in_fp32(m.forward)) for m in convs])
+    # The convolution proper (``_conv_forward``), not ``forward``: a layer that pads its input
+    # itself (TF "SAME") then pads in bf16, half the bytes of an fp32 copy each way.
+    return patched_forwards([(m, _in_fp32(m._conv_forward)) for m in convs], method="_conv_forward")
 
 
 @contextlib.contextmanager

@@ -186,6 +186,18 @@ def _fill_and_mode(transforms: Sequence[Geometric]) -> tuple[float, str]:
     return 0.0, "border"
 
 
+def affine_grid(theta: torch.Tensor, n: int) -> torch.Tensor:
+    """``F.affine_grid(theta, (B, C, n, n), align_corners=False)`` in one broadcast sum.
+
+    The grid is a row term plus a column term; torch's version multiplies every pixel's
+    homogeneous coordinates by ``theta`` (a batched matmul and copies, several times the time).
+    """
+    base = (torch.arange(n, device=theta.device, dtype=theta.dtype) * 2 + 1) / n - 1
+    rows = theta[:, None, :, 1] * base[None, :, None] + theta[:, None, :, 2]  # (B, n, 2): y term + shift
+    cols = theta[:, None, :, 0] * base[None, :, None]  # (B, n, 2): x term
+    return rows[:, :, None, :] + cols[:, None, :, :]
+
+
 def _resample(x: torch.Tensor, group: Sequence[Geometric], out_size: int | None, gen: torch.Generator) -> torch.Tensor:
     """Apply a run of geometric transforms (and an optional resize) as one grid_sample."""
     b, _, h, w = x.shape
@@ -205,7 +217,7 @@ def _resample(x: torch.Tensor, group: Sequence[Geometric], out_size: int | None,
     to_pixels = torch.tensor([[size / 2, 0, size / 2], [0, size / 2, size / 2], [0, 0, 1]], dtype=torch.float64)
     to_norm = torch.tensor([[2 / w, 0, -1], [0, 2 / h, -1], [0, 0, 1]], dtype=torch.float64)
     theta = to_device((to_norm @ m @ to_pixels)[:, :2, :], x.device, x.dtype)  # no wait on the device
-    grid = F.affine_grid(theta, [b, x.shape[1], n, n], align_corners=False)
+    grid = affine_grid(theta, n)
     fill, mode = _fill_and_mode(group)
     if mode == "zeros":
         return F.grid_sample(x - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + fill

@@ -108,3 +108,13 @@ def test_patched_forwards_restore_the_previous_forward_even_on_error() -> None:
             raise RuntimeError("boom")
     assert "forward" not in a.__dict__ and torch.equal(a(-torch.ones(1)), torch.zeros(1))
     assert b.forward is earlier
+
+
+def test_patched_forwards_can_patch_another_method() -> None:
+    from featviz_cli.hooks import patched_forwards
+
+    conv = nn.Conv2d(1, 1, 1, bias=False)
+    nn.init.ones_(conv.weight)
+    with patched_forwards([(conv, lambda x, w, b: x * 3)], method="_conv_forward") as n:
+        assert n == 1 and torch.equal(conv(torch.ones(1, 1, 2, 2)), torch.full((1, 1, 2, 2), 3.0))
+    assert "_conv_forward" not in conv.__dict__ and torch.equal(conv(torch.ones(1, 1, 2, 2)), torch.ones(1, 1, 2, 2))

@@ -313,7 +313,7 @@ def test_strided_depthwise_runs_in_fp32_under_cpu_bf16_and_is_restored() -> None
         seen.append(out.dtype)
 
     with rt.fp32_strided_depthwise(model, torch.device("cpu"), torch.bfloat16) as n:
-        assert n == 1 and "forward" in model.dw2.__dict__
+        assert n == 1 and "_conv_forward" in model.dw2.__dict__
         with torch.autocast("cpu", dtype=torch.bfloat16):
             y = model.dw2(x.bfloat16())
         # computed in fp32 from the same bf16 input, handed on in the input's dtype
@@ -324,7 +324,7 @@ def test_strided_depthwise_runs_in_fp32_under_cpu_bf16_and_is_restored() -> None
             model.dw1(x)
         handle.remove()
         assert seen == [torch.bfloat16]  # the stride-1 depthwise conv still runs in bf16
-    assert "forward" not in model.dw2.__dict__
+    assert "_conv_forward" not in model.dw2.__dict__
     for device, dtype in ((torch.device("cpu"), None), (torch.device("meta"), torch.bfloat16)):
         with rt.fp32_strided_depthwise(model, device, dtype) as n:
             assert n == 0  # fp32 renders and other devices: unchanged
@@ -334,7 +334,33 @@ def test_render_reports_fp32_strided_depthwise_on_lite0() -> None:
     model, result = _render_lite0("_blocks.3", steps=2, precision="bf16")
     assert result.runtime["fp32_strided_depthwise"] == 4  # the depthwise convs of blocks 1, 3, 5 and 11 downsample
     assert torch.isfinite(result.images).all()
-    assert all("forward" not in m.__dict__ for m in model.modules())
+    assert all("forward" not in m.__dict__ and "_conv_forward" not in m.__dict__ for m in model.modules())
+
+
+def test_tf_same_strided_depthwise_pads_in_bf16_and_convolves_in_fp32() -> None:
+    from torch.overrides import TorchFunctionMode
+
+    from featviz_cli.models.efficientnet_lite import Conv2dSame
+
+    class Dtypes(TorchFunctionMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[tuple[str, torch.dtype]] = []
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            name = getattr(func, "__name__", "")
+            if name in ("pad", "conv2d"):
+                self.seen.append((name, args[0].dtype))
+            return func(*args, **(kwargs or {}))
+
+    conv = Conv2dSame(8, 8, 3, stride=2, groups=8).eval()
+    x = torch.rand(2, 8, 16, 16).bfloat16()  # 16 px, stride 2: TF pads (0, 1), asymmetric
+    with rt.fp32_strided_depthwise(conv, torch.device("cpu"), torch.bfloat16) as n, Dtypes() as mode:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = conv(x)
+    assert n == 1 and mode.seen == [("pad", torch.bfloat16), ("conv2d", torch.float32)]
+    want = nn.functional.conv2d(nn.functional.pad(x.float(), (0, 1, 0, 1)), conv.weight, None, 2, 0, 1, 8)
+    assert y.dtype == torch.bfloat16 and torch.equal(y, want.bfloat16())
 
 
 def test_host_allocator_is_tuned_on_glibc_unless_told_not_to(monkeypatch: pytest.MonkeyPatch) -> None:

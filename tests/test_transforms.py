@@ -1,10 +1,12 @@
 """Transforms: seeded determinism, Lucid-compatible geometry, one fused resampling."""
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
 from featviz_cli.config import standard_transforms
+from featviz_cli import transforms as tf
 from featviz_cli.transforms import Jitter, Pad, Rotate, Scale, compose, final_size, from_spec
 
 
@@ -92,3 +94,12 @@ def test_gradient_flows_through() -> None:
     x = _img(1, 16).requires_grad_(True)
     compose([from_spec(t) for t in standard_transforms()], out_size=24)(x, _gen()).sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("n", [1, 7, 64])
+def test_affine_grid_matches_torch(n: int) -> None:
+    theta = torch.randn(3, 2, 3, generator=torch.Generator().manual_seed(n))
+    want = F.affine_grid(theta, [3, 1, n, n], align_corners=False)
+    got = tf.affine_grid(theta, n)
+    assert got.shape == want.shape and got.is_contiguous()
+    assert torch.allclose(got, want, atol=1e-6)

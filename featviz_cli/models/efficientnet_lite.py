@@ -131,9 +131,13 @@ class Conv2dSame(nn.Conv2d):
         top, bottom = same_padding(x.shape[-2], self.kernel_size[0], self.stride[0], self.dilation[0])
         left, right = same_padding(x.shape[-1], self.kernel_size[1], self.stride[1], self.dilation[1])
         if top == bottom and left == right:  # symmetric: the convolution pads, saving a copy each way
-            return F.conv2d(x, self.weight, self.bias, self.stride, (top, left), self.dilation, self.groups)
-        x = F.pad(x, (left, right, top, bottom))
-        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+            return self._conv_forward(x, self.weight, self.bias, (top, left))
+        return self._conv_forward(F.pad(x, (left, right, top, bottom)), self.weight, self.bias)
+
+    def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                      padding: tuple[int, int] = (0, 0)) -> torch.Tensor:
+        # nn.Conv2d's hook point for the convolution proper (runtime.fp32_strided_depthwise wraps it).
+        return F.conv2d(x, weight, bias, self.stride, padding, self.dilation, self.groups)
 
 
 def _bn(channels: int) -> nn.BatchNorm2d:
