@@ -546,7 +546,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                     help="steps timed per run: the first half with the ReLU redirect, the rest without (median of each)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps first (in a separate short run)")
     ap.add_argument("--full", action="store_true", help="time all --steps steps (timed-steps = steps)")
-    ap.add_argument("--repeats", type=int, default=2, help="interleaved repeats; the table shows medians")
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved repeats; the table shows medians (3: one disturbed run does not move a median)")
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
     ap.add_argument("--threads", type=int, default=2, help="torch threads on the CPU (0: torch's default)")
     ap.add_argument("--precision", default="auto", help="featviz precision (auto, fp32, bf16, fp16)")
