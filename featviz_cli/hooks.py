@@ -31,9 +31,12 @@ def layer_names(model: nn.Module) -> list[str]:
 
 def resolve_layer(model: nn.Module, name: str, *, field: str = "layer") -> nn.Module:
     """The module called ``name``; an unknown name raises ``LayerError`` with the closest names."""
-    modules = dict(model.named_modules())
-    if name and name in modules:
-        return modules[name]
+    if name:
+        # Walks the dotted path: every forward resolves its layers, so no listing of all modules.
+        try:
+            return model.get_submodule(name)
+        except AttributeError:
+            pass
     names = layer_names(model)
     close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
     hint = f" Closest: {', '.join(close)}." if close else ""
