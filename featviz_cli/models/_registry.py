@@ -77,7 +77,21 @@ def available_models() -> list[str]:
 
 def create_model(spec: "ModelSpec") -> "tuple[nn.Module, ModelInfo]":
     """Build the model a spec names, in eval mode with frozen parameters."""
+    import torch
+
     _load_builtin_sources()
+    # Random initial weights (``weights: none``, timm without pretrained) come from a fixed seed,
+    # so the same spec builds the same network in every process; the caller's RNG is untouched.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        module, info = _build(spec)
+    module.eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module, info
+
+
+def _build(spec: "ModelSpec") -> "tuple[nn.Module, ModelInfo]":
     name = spec.name
     if spec.python:
         module, info = _SOURCES["python"](spec.python, spec)
@@ -92,9 +106,6 @@ def create_model(spec: "ModelSpec") -> "tuple[nn.Module, ModelInfo]":
         raise ModelError(
             f"model.name: unknown model {name!r}.{hint} Known: {', '.join(available_models())}"
         )
-    module.eval()
-    for p in module.parameters():
-        p.requires_grad_(False)
     return module, info
 
 
