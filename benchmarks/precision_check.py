@@ -31,7 +31,7 @@ def _judge(images: torch.Tensor, classes: list[int] | None, name: str) -> dict[s
     if not classes or name == "none":
         return None
     from featviz_cli.config import ModelSpec
-    from featviz_cli.engine import Preprocess
+    from featviz_cli.models.preprocess import Preprocess
     from featviz_cli.models import load_model
 
     try:

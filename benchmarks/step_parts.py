@@ -16,7 +16,8 @@ import torch
 
 from benchmarks.compare import WORKS
 from featviz_cli.config import ModelSpec, parse_spec
-from featviz_cli.engine import Preprocess, build_transforms
+from featviz_cli.engine import build_transforms
+from featviz_cli.models.preprocess import Preprocess
 from featviz_cli.models import load_model
 from featviz_cli.optimizers import make_optimizer
 from featviz_cli.param import make_param

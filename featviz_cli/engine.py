@@ -21,6 +21,7 @@ from .config import Spec, batch_size, sweep_only_field, term_path
 from .errors import OptimizationError, SpecError
 from .hooks import resolve_layer
 from .models import ModelInfo, load_model
+from .models.preprocess import Preprocess
 from .optimizers import make_optimizer
 from .redirect import redirected_relus
 
@@ -53,45 +54,6 @@ class RenderResult:
     runtime: dict[str, object] = field(default_factory=dict)
 
 
-def pick_device(name: str) -> torch.device:
-    """``auto`` picks CUDA, then MPS, then CPU; an explicit device that is missing is an error."""
-    has_mps = bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("mps") if has_mps else torch.device("cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise SpecError("device", f"{name!r} asked for, but CUDA is not available here; use 'auto' or 'cpu'.")
-        index = int(name.split(":")[1]) if ":" in name else 0
-        if index >= torch.cuda.device_count():
-            raise SpecError("device", f"{name!r}: only {torch.cuda.device_count()} CUDA device(s) here.")
-    if name == "mps" and not has_mps:
-        raise SpecError("device", "'mps' asked for, but MPS is not available here; use 'auto' or 'cpu'.")
-    return torch.device(name)
-
-
-def pick_precision(name: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for the model's forward, or None for plain fp32 (see ``runtime.resolve_precision``)."""
-    return rt.resolve_precision(name, device)
-
-
-class Preprocess(nn.Module):
-    """Image in [0, 1] -> the network's input: rescale to ``value_range``, then normalize."""
-
-    def __init__(self, info: ModelInfo) -> None:
-        super().__init__()
-        lo, hi = info.value_range
-        mean = torch.tensor(info.mean).view(1, 3, 1, 1)
-        std = torch.tensor(info.std).view(1, 3, 1, 1)
-        # (lo + x * (hi - lo) - mean) / std == x * a + b
-        self.register_buffer("a", (hi - lo) / std)
-        self.register_buffer("b", (lo - mean) / std)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.addcmul(self.b, x, self.a)  # x * a + b in one pass
-
-
 def build_transforms(spec: Spec, info: ModelInfo) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
     """The composed transform of a spec, resizing to the model's input size when asked."""
     items = [tf.from_spec(t) for t in spec.transforms]
@@ -112,8 +74,8 @@ def render(
         raise SpecError(sweep_field, "layer lists, 'all' and ranges are for sweeps: run 'featviz sweep SPEC', "
                         "or give one layer and a list of units.")
     t0 = time.perf_counter()
-    device = pick_device(spec.device)
-    dtype = pick_precision(spec.precision, device)
+    device = rt.pick_device(spec.device)
+    dtype = rt.resolve_precision(spec.precision, device)
     if model is None or info is None:
         model, info = load_model(spec.model)
     t_load = time.perf_counter() - t0

@@ -46,7 +46,9 @@ from PIL import Image, ImageDraw, ImageOps
 
 from . import __version__
 from .config import Spec
-from .engine import Preprocess, Progress, pick_device, pick_precision
+from .engine import Progress
+from .models.preprocess import Preprocess
+from .runtime import pick_device, resolve_precision
 from .errors import SpecError
 from .hooks import OUTPUT, channel_view, forward_to, resolve_layer
 from .models import ModelInfo, load_model
@@ -918,7 +920,7 @@ def run_examples(
         raise SpecError("dataset.images", "no image folder; give --images DIR or dataset.images in the spec.")
     out = prepare_output_dir(Path(spec.output.dir))  # fail before the long pass
     device = pick_device(spec.device)
-    dtype = None if spec.precision == "auto" else pick_precision(spec.precision, device)
+    dtype = None if spec.precision == "auto" else resolve_precision(spec.precision, device)
     if model is None or info is None:
         model, info = load_model(spec.model)
     layers = spec_layers(spec)

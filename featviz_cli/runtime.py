@@ -23,6 +23,24 @@ from .errors import SpecError
 from .hooks import OUTPUT, forward_to, patched_forwards
 
 
+def pick_device(name: str) -> torch.device:
+    """``auto`` picks CUDA, then MPS, then CPU; an explicit device that is missing is an error."""
+    has_mps = bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps") if has_mps else torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise SpecError("device", f"{name!r} asked for, but CUDA is not available here; use 'auto' or 'cpu'.")
+        index = int(name.split(":")[1]) if ":" in name else 0
+        if index >= torch.cuda.device_count():
+            raise SpecError("device", f"{name!r}: only {torch.cuda.device_count()} CUDA device(s) here.")
+    if name == "mps" and not has_mps:
+        raise SpecError("device", "'mps' asked for, but MPS is not available here; use 'auto' or 'cpu'.")
+    return torch.device(name)
+
+
 def cpu_has_native_bf16() -> bool:
     """True when this CPU computes bf16 in hardware (AMX tiles or AVX-512 BF16), which oneDNN uses."""
     cpu = getattr(torch, "cpu", None)

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from featviz_cli.config import parse_spec
-from featviz_cli.engine import Preprocess, render
+from featviz_cli.engine import render
+from featviz_cli.models.preprocess import Preprocess
 from featviz_cli.errors import SpecError
 from featviz_cli.hooks import forward_to
 from featviz_cli.objectives import alignment, diversity, from_spec, gram_cosine

@@ -8,7 +8,9 @@ import torch
 
 import featviz_cli
 from featviz_cli.config import parse_spec
-from featviz_cli.engine import Preprocess, pick_device, pick_precision, render
+from featviz_cli.engine import render
+from featviz_cli.models.preprocess import Preprocess
+from featviz_cli.runtime import pick_device, resolve_precision as pick_precision
 from featviz_cli.errors import LayerError, OptimizationError, SpecError
 from featviz_cli.models import ModelInfo
 

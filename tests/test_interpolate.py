@@ -10,7 +10,8 @@ from PIL import Image
 
 from featviz_cli.api import render_to_dir
 from featviz_cli.config import ParamSpec, parse_spec
-from featviz_cli.engine import Preprocess, render
+from featviz_cli.engine import render
+from featviz_cli.models.preprocess import Preprocess
 from featviz_cli.errors import SpecError
 from featviz_cli.hooks import forward_to
 from featviz_cli.interpolate import SharedLowRes, frame_weights, interpolation_objective, lowres

@@ -128,7 +128,7 @@ def _activations(model: Any, info: Any, images: np.ndarray, layer: str) -> Any:
     import torch
     import torch.nn.functional as F
 
-    from featviz_cli.engine import Preprocess
+    from featviz_cli.models.preprocess import Preprocess
     from featviz_cli.hooks import forward_to
 
     device = next(model.parameters()).device
@@ -150,7 +150,7 @@ def gram_similarity(model: Any, info: Any, images: np.ndarray, layer: str) -> fl
     import torch
     import torch.nn.functional as F
 
-    from featviz_cli.engine import Preprocess
+    from featviz_cli.models.preprocess import Preprocess
     from featviz_cli.hooks import forward_to
     from featviz_cli.objectives import gram_cosine
 

@@ -172,7 +172,7 @@ def run_sweep(spec: Spec, out: str | Path | None = None, *, shard: tuple[int, in
     ``new_run``. With several ``devices``, one worker process per device shares the batches.
     ``stop()`` is polled between batches.
     """
-    from ..engine import pick_device
+    from ..runtime import pick_device
     from ..models import load_model
 
     t0 = time.perf_counter()
