@@ -22,7 +22,7 @@ import torch
 
 from featviz_cli.api import render_to_dir
 from featviz_cli.config import load_spec
-from featviz_cli.objectives import resolve_class
+from featviz_cli.recipe import resolve_class
 from featviz_cli.outputs import atomic_write_bytes, atomic_write_json, png_bytes
 
 

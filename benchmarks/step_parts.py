@@ -16,11 +16,10 @@ import torch
 
 from benchmarks.compare import WORKS
 from featviz_cli.config import ModelSpec, parse_spec
-from featviz_cli.engine import build_transforms
-from featviz_cli.models.preprocess import Preprocess
 from featviz_cli.models import load_model
+from featviz_cli.models.preprocess import Preprocess
 from featviz_cli.optimizers import make_optimizer
-from featviz_cli.param import make_param
+from featviz_cli.recipe import build_recipe
 from featviz_cli.runtime import tune_host_allocator
 
 
@@ -49,9 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     spec = parse_spec({"model": {"name": work.model, "weights": "none"}, "param": {"size": args.size}, "device": "cpu",
                        "objective": {"type": "channel", "layer": work.layer, "units": list(range(args.batch))}})
     _, info = load_model(ModelSpec(name=work.model, weights="none"))
-    gen = torch.Generator().manual_seed(0)
-    image = make_param(spec.param, args.batch, gen, torch.device("cpu"))
-    transform, pre = build_transforms(spec, info), Preprocess(info)
+    recipe = build_recipe(spec, info, torch.device("cpu"))
+    image, transform, gen, pre = recipe.image, recipe.transform, recipe.generator, Preprocess(info)
     opt = make_optimizer(spec.optimizer.type, image.params, spec.optimizer.lr)
 
     def image_both() -> None:

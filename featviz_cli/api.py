@@ -5,15 +5,18 @@ also writes PNGs, the grid and ``meta.json`` (last, so its presence means comple
 """
 from __future__ import annotations
 
+import dataclasses
 import platform
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from . import __version__
-from .config import Spec, load_spec, parse_spec, spec_to_dict
+from .config import ModelSpec, Spec, load_spec, parse_spec, spec_to_dict
 from .engine import Progress, RenderResult
 from .engine import render as _render_spec
+from .hooks import LayerInfo
+from .models import ModelInfo
 
 
 def as_spec(spec: Spec | dict | str | Path) -> Spec:
@@ -28,6 +31,19 @@ def as_spec(spec: Spec | dict | str | Path) -> Spec:
 def render(spec: Spec | dict | str | Path, **kwargs: Any) -> RenderResult:
     """Render a spec and return a ``RenderResult`` (images in [0, 1], labels, values); writes no file."""
     return _render_spec(as_spec(spec), **kwargs)
+
+
+def model_layers(spec: ModelSpec, size: int | None = None) -> tuple[ModelInfo, int, list[LayerInfo]]:
+    """Every addressable layer of the model ``spec`` names with its output shape, from one forward pass
+    at ``size`` pixels (default: the model's input size); also returns the model's info and the size."""
+    import torch
+
+    from .hooks import list_layers
+    from .models import load_model
+
+    module, info = load_model(spec)
+    n = size or info.input_size
+    return info, n, list_layers(module, torch.zeros(1, 3, n, n))
 
 
 def versions() -> dict[str, str]:
@@ -88,13 +104,23 @@ def render_to_dir(
     out_dir: str | Path | None = None,
     *,
     progress: Progress | None = None,
+    examples_progress: Progress | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> tuple[RenderResult, dict[str, Any]]:
-    """Render a spec and write its outputs; returns the result and the written files' records."""
+    """Render a spec and write its outputs; returns the result and the written files' records.
+
+    A spec with ``dataset.images`` also gets its dataset examples, written beside the images
+    into the same directory (``result.examples``: the pass's result and its pages), with the
+    model loaded once for both; ``examples_progress`` and ``notify`` report on that pass.
+    """
+    from .models import load_model
     from .outputs import prepare_output_dir, write_interpolation, write_render
 
     spec = as_spec(spec)
     out = prepare_output_dir(Path(out_dir or spec.output.dir))  # fail before the long work
-    result = _render_spec(spec, progress=progress)
+    # With a dataset the model is loaded once for both passes; else the render loads (and times) it.
+    model, info = load_model(spec.model) if spec.dataset.images else (None, None)
+    result = _render_spec(spec, model=model, info=info, progress=progress)
     meta = result_meta(result)
     meta["output_dir"] = str(out)
     options: dict[str, Any] = dict(
@@ -111,4 +137,9 @@ def render_to_dir(
                                     pingpong=it.pingpong, webp=it.webp, **options)
     else:
         files = write_render(out, images, result.labels, meta, **options)
+    if spec.dataset.images:  # the dataset rule: examples beside the images, for the CLI and the API alike
+        from .examples import run_examples
+
+        here = dataclasses.replace(spec, output=dataclasses.replace(spec.output, dir=str(out)))
+        result.examples = run_examples(here, model=model, info=info, progress=examples_progress, notify=notify)
     return result, files

@@ -6,9 +6,9 @@ Diagnostics go to stderr, results (paths, listings, schema) to stdout.
 """
 from __future__ import annotations
 
+import functools
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
@@ -18,6 +18,7 @@ from rich.markup import escape
 
 from . import __version__
 from .errors import FeatvizError
+from .progress import ProgressDisplay
 
 app = typer.Typer(
     name="featviz",
@@ -60,28 +61,33 @@ def main_options(
     _state["debug"] = debug
 
 
-def _run(fn: Callable[[], Any]) -> Any:
-    """Call ``fn``; turn library errors into one line on stderr and an exit code."""
-    try:
-        return fn()
-    except FeatvizError as e:
-        if _state["debug"]:
+def command(fn: Callable[..., None]) -> Callable[..., None]:
+    """A command's error boundary: library errors become one ``Error:`` line on stderr and an exit code."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            fn(*args, **kwargs)
+        except FeatvizError as e:
+            if _state["debug"]:
+                raise
+            if err.is_terminal:
+                err.print(f"[bold red]Error:[/] {escape(str(e))}")
+            else:
+                print(f"Error: {e}", file=sys.stderr)
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            print("Interrupted; files already written are complete.", file=sys.stderr)
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort):
             raise
-        if err.is_terminal:
-            err.print(f"[bold red]Error:[/] {escape(str(e))}")
-        else:
-            print(f"Error: {e}", file=sys.stderr)
-        raise typer.Exit(e.exit_code) from None
-    except KeyboardInterrupt:
-        print("Interrupted; files already written are complete.", file=sys.stderr)
-        raise typer.Exit(130) from None
-    except (typer.Exit, typer.Abort):
-        raise
-    except Exception as e:  # noqa: BLE001 - the boundary: anything else is reported in one line
-        if _state["debug"]:
-            raise
-        print(f"Error: unexpected {type(e).__name__}: {e} (rerun with --debug for the traceback)", file=sys.stderr)
-        raise typer.Exit(1) from None
+        except Exception as e:  # noqa: BLE001 - the boundary: anything else is reported in one line
+            if _state["debug"]:
+                raise
+            print(f"Error: unexpected {type(e).__name__}: {e} (rerun with --debug for the traceback)", file=sys.stderr)
+            raise typer.Exit(1) from None
+
+    return run
 
 
 def _load(config: Path, overrides: list[str] | None, *, out: Path | None = None, **cli: Any) -> Any:
@@ -95,6 +101,7 @@ def _load(config: Path, overrides: list[str] | None, *, out: Path | None = None,
 
 
 @app.command()
+@command
 def render(
     config: ConfigArg,
     out: OutOpt = None,
@@ -105,37 +112,33 @@ def render(
     quiet: QuietOpt = False,
 ) -> None:
     """Render the images a spec describes into its output directory."""
+    from .api import render_to_dir
 
-    def go() -> None:
-        from .api import render_to_dir
-
-        spec = _load(config, set_, steps=steps, device=device, seed=seed, out=out)
-        with _progress(quiet) as progress:
-            result, files = render_to_dir(spec, spec.output.dir, progress=progress)
-        out_dir = Path(spec.output.dir)
-        grid = out_dir / "grid.png"
-        print(f"Rendered {len(result.labels)} image(s) in {result.timings['optimize_s']:.1f}s "
-              f"on {result.device}: {result.description}", file=sys.stderr)
-        typer.echo(str(grid if "grid.png" in files else out_dir / "meta.json"))
-        if spec.dataset.images:  # a dataset: section puts the dataset examples beside the images
-            _examples(spec, restart=False, quiet=quiet)
-
-    _run(go)
+    spec = _load(config, set_, steps=steps, device=device, seed=seed, out=out)
+    with _display(quiet) as progress:
+        examples_progress = progress.stage("images", "images/s") if progress else None
+        result, files = render_to_dir(spec, spec.output.dir, progress=progress, examples_progress=examples_progress,
+                                      notify=None if quiet else _say)
+    out_dir = Path(spec.output.dir)
+    grid = out_dir / "grid.png"
+    print(f"Rendered {len(result.labels)} image(s) in {result.timings['optimize_s']:.1f}s "
+          f"on {result.device}: {result.description}", file=sys.stderr)
+    typer.echo(str(grid if "grid.png" in files else out_dir / "meta.json"))
+    if result.examples is not None:
+        _report_examples(*result.examples)
 
 
 @app.command()
+@command
 def validate(config: ConfigArg, set_: SetOpt = None) -> None:
     """Check a spec without loading any model."""
-
-    def go() -> None:
-        spec = _load(config, set_)
-        terms = ", ".join(f"{t.type} {t.layer or 'output'}" for t in spec.objective)
-        typer.echo(f"OK: {config} (model {spec.model.name}; {terms}; {spec.steps} steps)")
-
-    _run(go)
+    spec = _load(config, set_)
+    terms = ", ".join(f"{t.type} {t.layer or 'output'}" for t in spec.objective)
+    typer.echo(f"OK: {config} (model {spec.model.name}; {terms}; {spec.steps} steps)")
 
 
 @app.command()
+@command
 def layers(
     model: Annotated[str, typer.Argument(help="Model name, e.g. efficientnet_lite0 or torchvision/resnet50.")],
     weights: Annotated[Optional[str], typer.Option(help="Weights to load (default: none; shapes do not depend on them).")] = "none",
@@ -145,31 +148,23 @@ def layers(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List every addressable layer with its output shape (one forward pass)."""
+    from .api import model_layers
+    from .config import ModelSpec
 
-    def go() -> None:
-        import torch
-
-        from .config import ModelSpec
-        from .hooks import list_layers
-        from .models import load_model
-
-        spec = ModelSpec(name=model, weights=weights, checkpoint=str(checkpoint) if checkpoint else None, python=python)
-        module, info = load_model(spec)
-        n = size or info.input_size
-        rows = list_layers(module, torch.zeros(1, 3, n, n))
-        if as_json:
-            typer.echo(json.dumps([{"name": r.name, "type": r.type, "shape": r.shape} for r in rows], indent=1))
-            return
-        typer.echo(f"# {info.name}: input 3x{n}x{n}; shapes are channels x H x W (or tokens x C)")
-        width = max((len(r.name) for r in rows), default=10)
-        for r in rows:
-            shape = " x ".join(map(str, r.shape)) if r.shape else "-"
-            typer.echo(f"{r.name:<{width}}  {r.type:<22} {shape}")
-
-    _run(go)
+    spec = ModelSpec(name=model, weights=weights, checkpoint=str(checkpoint) if checkpoint else None, python=python)
+    info, n, rows = model_layers(spec, size)
+    if as_json:
+        typer.echo(json.dumps([{"name": r.name, "type": r.type, "shape": r.shape} for r in rows], indent=1))
+        return
+    typer.echo(f"# {info.name}: input 3x{n}x{n}; shapes are channels x H x W (or tokens x C)")
+    width = max((len(r.name) for r in rows), default=10)
+    for r in rows:
+        shape = " x ".join(map(str, r.shape)) if r.shape else "-"
+        typer.echo(f"{r.name:<{width}}  {r.type:<22} {shape}")
 
 
 @app.command()
+@command
 def examples(
     config: ConfigArg,
     images: Annotated[Optional[Path], typer.Option("--images", "-i", help="Folder of images, searched recursively (overrides dataset.images).")] = None,
@@ -184,23 +179,19 @@ def examples(
     quiet: QuietOpt = False,
 ) -> None:
     """Find the dataset images that excite each unit most, with crops sized by the receptive field."""
-
-    def go() -> None:
-        spec = _load(config, set_, device=device, **{
-            "dataset.images": str(images) if images is not None else None, "dataset.k": k, "dataset.bottom": bottom,
-            "dataset.workers": workers, "dataset.batch_size": batch_size,
-        }, out=out)
-        _examples(spec, restart=restart, quiet=quiet)
-
-    _run(go)
-
-
-def _examples(spec: Any, *, restart: bool, quiet: bool) -> None:
-    """Run a spec's dataset-examples pass with progress; print each layer page's path."""
     from .examples import run_examples
 
-    with _progress(quiet, what="images", value_name="images/s") as progress:
+    spec = _load(config, set_, device=device, **{
+        "dataset.images": str(images) if images is not None else None, "dataset.k": k, "dataset.bottom": bottom,
+        "dataset.workers": workers, "dataset.batch_size": batch_size,
+    }, out=out)
+    with _display(quiet, what="images", value_name="images/s") as progress:
         result, paths = run_examples(spec, restart=restart, progress=progress, notify=None if quiet else _say)
+    _report_examples(result, paths)
+
+
+def _report_examples(result: Any, paths: dict[str, Path]) -> None:
+    """The summary line of a dataset-examples pass on stderr, and each layer's page on stdout."""
     speed = ("all from the checkpoint" if result.resumed_from == result.files
              else f"at {result.timings['images_per_s']:.1f} images/s")
     _say(f"Ranked {result.images_seen} image(s) for {len(result.layers)} layer(s) "
@@ -210,6 +201,7 @@ def _examples(spec: Any, *, restart: bool, quiet: bool) -> None:
 
 
 @app.command()
+@command
 def sweep(
     config: ConfigArg,
     out: OutOpt = None,
@@ -226,32 +218,29 @@ def sweep(
     quiet: QuietOpt = False,
 ) -> None:
     """Render every unit of the spec's layers in batches: resumable, shardable, with an HTML gallery."""
+    from . import sweep as sw
 
-    def go() -> None:
-        from . import sweep as sw
-
-        spec = _load(config, set_, steps=steps, device=device, seed=seed, out=out)
-        part = sw.parse_shard(shard) if shard is not None else (0, 1)
-        workers = sw.parse_devices(devices, spec.device)
-        with _progress(quiet, units=True) as progress, sw.interrupt_guard(_say) as stop:
-            report = sw.run_sweep(spec, spec.output.dir, shard=part, devices=workers, new_run=new_run,
-                                  progress=progress, stop=stop)
-        where = f" (shard {part[0]}/{part[1]})" if part[1] > 1 else ""
-        _say(f"{report.done} of {report.total} unit(s){where} done: {len(report.rendered)} rendered now, "
-             f"{report.done_before} before, in {report.elapsed_s:.1f}s on {', '.join(report.devices)}.")
-        if report.interrupted:
-            _say("Interrupted; finished units are saved. Rerun the same command to resume.")
-            raise typer.Exit(130)
-        if report.failures:
-            print(f"Error: {'; '.join(report.failures)}; {report.total - report.done} unit(s) not rendered. "
-                  "Rerun the same command to finish them.", file=sys.stderr)
-            raise typer.Exit(1)
-        typer.echo(str(report.index))
-
-    _run(go)
+    spec = _load(config, set_, steps=steps, device=device, seed=seed, out=out)
+    part = sw.parse_shard(shard) if shard is not None else (0, 1)
+    workers = sw.parse_devices(devices, spec.device)
+    with _display(quiet, units=True) as progress, sw.interrupt_guard(_say) as stop:
+        report = sw.run_sweep(spec, spec.output.dir, shard=part, devices=workers, new_run=new_run,
+                              progress=progress, stop=stop)
+    where = f" (shard {part[0]}/{part[1]})" if part[1] > 1 else ""
+    _say(f"{report.done} of {report.total} unit(s){where} done: {len(report.rendered)} rendered now, "
+         f"{report.done_before} before, in {report.elapsed_s:.1f}s on {', '.join(report.devices)}.")
+    if report.interrupted:
+        _say("Interrupted; finished units are saved. Rerun the same command to resume.")
+        raise typer.Exit(130)
+    if report.failures:
+        print(f"Error: {'; '.join(report.failures)}; {report.total - report.done} unit(s) not rendered. "
+              "Rerun the same command to finish them.", file=sys.stderr)
+        raise typer.Exit(1)
+    typer.echo(str(report.index))
 
 
 @app.command()
+@command
 def spectrum(
     folder: Annotated[Path, typer.Argument(help="Folder of photos (searched recursively: JPEG, PNG, WebP, ...).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="The spectrum file to write (for param.spectrum).")] = Path(
@@ -260,35 +249,28 @@ def spectrum(
     size: Annotated[int, typer.Option(help="Photos are resized and centre-cropped to this size first.", min=8)] = 256,
 ) -> None:
     """Compute the mean magnitude spectrum of a folder of photos, for MACO (param.type: maco)."""
+    from .params.spectrum import compute_spectrum, save_spectrum
 
-    def go() -> None:
-        from .maco import compute_spectrum, save_spectrum
-
-        result = compute_spectrum(folder, size)
-        save_spectrum(result, out)
-        skipped = f", {result['skipped']} unreadable file(s) skipped" if result["skipped"] else ""
-        print(f"Spectrum of {result['images']} image(s) at {size} px{skipped}.", file=sys.stderr)
-        typer.echo(str(out))
-
-    _run(go)
+    result = compute_spectrum(folder, size)
+    save_spectrum(result, out)
+    skipped = f", {result['skipped']} unreadable file(s) skipped" if result["skipped"] else ""
+    print(f"Spectrum of {result['images']} image(s) at {size} px{skipped}.", file=sys.stderr)
+    typer.echo(str(out))
 
 
 @app.command()
+@command
 def gallery(
     directory: Annotated[Path, typer.Argument(help="Output directory of a sweep.", exists=True, file_okay=False)],
     page_size: Annotated[Optional[int], typer.Option(help="Units per contact sheet and layer page.", min=1)] = None,
 ) -> None:
     """Rebuild a sweep's manifest, contact sheets and HTML gallery from whatever its shards have written."""
+    from .sweep import rebuild
 
-    def go() -> None:
-        from .sweep import rebuild
-
-        result = rebuild(directory, page_size=page_size)
-        m = result.manifest
-        _say(f"{m['done']} of {m['total']} unit(s) done, {m['pending']} pending, {m['corrupt']} corrupt.")
-        typer.echo(str(result.index))
-
-    _run(go)
+    result = rebuild(directory, page_size=page_size)
+    m = result.manifest
+    _say(f"{m['done']} of {m['total']} unit(s) done, {m['pending']} pending, {m['corrupt']} corrupt.")
+    typer.echo(str(result.index))
 
 
 def _say(message: str) -> None:
@@ -300,6 +282,7 @@ def _say(message: str) -> None:
 
 
 @app.command()
+@command
 def schema() -> None:
     """Print the JSON Schema of the spec (for editor validation and completion)."""
     from .config import json_schema
@@ -307,86 +290,9 @@ def schema() -> None:
     typer.echo(json.dumps(json_schema(), indent=2))
 
 
-class _progress:
-    """A rich progress bar on a terminal, plain lines otherwise, nothing with ``quiet``.
-
-    With ``units`` (sweeps) it also shows units done / total with an ETA over the whole
-    sweep, and the steps of the current batch; ``__enter__`` then returns the object itself
-    (``progress(done, total, value)`` for steps, ``progress.units(done, total)``). ``what`` and
-    ``value_name`` name the counted things and the value (``images``, ``images/s`` for examples).
-    """
-
-    def __init__(self, quiet: bool, units: bool = False, what: str = "step", value_name: str = "objective") -> None:
-        self.quiet = quiet
-        self.with_units = units
-        self.what, self.value_name = what, value_name
-        self.bar: Any = None
-        self.last_line = time.monotonic()
-        self.last_decile = 0
-        self.units_task: Any = None
-        self.units_start: tuple[float, int] | None = None
-
-    def __enter__(self) -> Any:
-        if self.quiet:
-            return None
-        if err.is_terminal:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                       TimeRemainingColumn)
-
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[note]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                                console=err)
-            self.bar.start()
-            if self.with_units:
-                self.units_task = self.bar.add_task("units", total=None, note="")
-            label = "optimizing" if self.what == "step" else self.what
-            self.task = self.bar.add_task(label if not self.with_units else "batch steps", total=None, note="")
-        return self if self.with_units else self.update
-
-    def __call__(self, done: int, total: int, value: float) -> None:
-        self.update(done, total, value)
-
-    def update(self, done: int, total: int, value: float) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, completed=done, total=total, note=f"{self.value_name} {value:.4g}")
-            return
-        now, decile = time.monotonic(), done * 10 // total
-        if self.with_units:  # many batches: a step line only as a heartbeat
-            if now - self.last_line >= 10.0:
-                self.last_line = now
-                print(f"  batch step {done}/{total} objective {value:.4g}", file=sys.stderr, flush=True)
-            return
-        if done == total or now - self.last_line >= 10.0 or decile != self.last_decile:
-            self.last_line, self.last_decile = now, decile
-            print(f"{self.what} {done}/{total} {self.value_name} {value:.4g}", file=sys.stderr, flush=True)
-
-    def units(self, done: int, total: int) -> None:
-        """Units done / total over the whole sweep, with an ETA from this run's pace."""
-        now = time.monotonic()
-        if self.units_start is None:
-            self.units_start = (now, done)
-        t0, d0 = self.units_start
-        eta = (now - t0) / (done - d0) * (total - done) if done > d0 else None
-        note = f"ETA {_duration(eta)}" if eta is not None else ""
-        if self.bar is not None:
-            self.bar.update(self.units_task, completed=done, total=total, note=note)
-            return
-        self.last_line = now
-        pct = 100.0 * done / total if total else 100.0
-        print(f"units {done}/{total} ({pct:.0f}%) elapsed {_duration(now - t0)}"
-              + (f" {note}" if note else ""), file=sys.stderr, flush=True)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
-def _duration(seconds: float) -> str:
-    """``3h04m``, ``5m07s`` or ``12s``."""
-    s = int(round(seconds))
-    if s >= 3600:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+def _display(quiet: bool, **kwargs: Any) -> ProgressDisplay:
+    """Progress on stderr (see ``progress.ProgressDisplay``)."""
+    return ProgressDisplay(err, quiet, **kwargs)
 
 
 def main() -> None:

@@ -1,28 +1,28 @@
 """The optimization loop. No printing and no file I/O: progress goes through a callback.
 
-``render(spec)`` resolves a validated spec into its pieces (model, objective,
-parameterization, transforms) and calls ``optimize``, where they meet.
+``render(spec)`` loads the model, has the recipe built (``recipe.build_recipe``) and calls
+``optimize(model, info, recipe, execution)``, where the pieces meet; it builds the
+``RenderResult`` once from what the loop returns.
 """
 from __future__ import annotations
 
 import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import torch
 import torch.nn as nn
 
 from . import objectives as obj
-from . import param as prm
 from . import runtime as rt
 from . import transforms as tf
-from .config import Spec, batch_size, sweep_only_field, term_path
+from .config import Spec, sweep_only_field
 from .errors import OptimizationError, SpecError
-from .hooks import resolve_layer
 from .models import ModelInfo, load_model
 from .models.preprocess import Preprocess
 from .optimizers import make_optimizer
+from .recipe import Recipe, build_recipe, check_layers
 from .redirect import redirected_relus
 
 
@@ -52,12 +52,22 @@ class RenderResult:
     spec: Spec | None = None
     techniques: dict[str, Any] = field(default_factory=dict)
     runtime: dict[str, object] = field(default_factory=dict)
+    #: With ``dataset.images``, ``render_to_dir`` puts the dataset examples pass here: (result, pages).
+    examples: Any = None
 
 
-def build_transforms(spec: Spec, info: ModelInfo) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
-    """The composed transform of a spec, resizing to the model's input size when asked."""
-    items = [tf.from_spec(t) for t in spec.transforms]
-    return tf.compose(items, out_size=info.input_size if spec.resize_to_model else None)
+@dataclass
+class Optimized:
+    """What ``optimize`` produced: the final images and values, the curve, snapshots, and how it ran."""
+
+    images: torch.Tensor
+    labels: list[str]
+    values: list[float]
+    curve: list[float]
+    snapshots: dict[int, torch.Tensor]
+    timings: dict[str, float]
+    techniques: dict[str, Any]
+    runtime: dict[str, object]
 
 
 def render(
@@ -74,70 +84,35 @@ def render(
         raise SpecError(sweep_field, "layer lists, 'all' and ranges are for sweeps: run 'featviz sweep SPEC', "
                         "or give one layer and a list of units.")
     t0 = time.perf_counter()
-    device = rt.pick_device(spec.device)
-    dtype = rt.resolve_precision(spec.precision, device)
+    execution = rt.Execution.resolve(spec.device, spec.precision, spec.channels_last, spec.compile)
     if model is None or info is None:
         model, info = load_model(spec.model)
     t_load = time.perf_counter() - t0
-    for i, term in enumerate(spec.objective):
-        if term.layer:
-            resolve_layer(model, term.layer, field=f"{term_path(len(spec.objective), i)}.layer")
-    batch = batch_size(spec)
-    if spec.interpolate is not None:
-        from .interpolate import interpolation_objective
-
-        objective = interpolation_objective(spec.objective, spec.interpolate.frames, info.class_names)
-    else:
-        objective = obj.from_spec(spec.objective, info.class_names)
-    gen = torch.Generator().manual_seed(spec.seed)
-    image = prm.make_param(spec.param, batch, gen, device)
-    if spec.interpolate is not None and spec.interpolate.shared:
-        from .interpolate import SharedLowRes
-
-        image = SharedLowRes(image, batch, spec.param.size, sd=spec.param.sd, generator=gen, device=device)
-    penalties = _penalties(spec)
-    layers = [n for n in objective.layers + (penalties.layers if penalties else ()) if n != obj.IMAGE]
-    model = model.to(device).eval()
-    host_allocator = rt.tune_host_allocator() if device.type == "cpu" else "system"
-    probe = Preprocess(info).to(device)(torch.rand(1, 3, info.input_size, info.input_size,
-                                                   generator=torch.Generator().manual_seed(0)).to(device))
-    with rt.rewritten(model, layers, probe, device, dtype) as rewrites:  # the user's model is restored afterwards
-        result = optimize(
-            model, info, objective, image, build_transforms(spec, info),
-            steps=spec.steps, lr=spec.optimizer.lr, penalties=penalties, generator=gen, device=device,
-            autocast_dtype=dtype, thresholds=spec.thresholds, blur_every=spec.regularizers.blur_every,
-            blur_sigma=spec.regularizers.blur_sigma, progress=progress, progress_every=progress_every,
-            optimizer=spec.optimizer.type, relu_redirect=spec.relu_redirect,
-            channels_last=spec.channels_last, compile=spec.compile,
-        )
-    result.runtime.update(rewrites)
-    result.runtime["host_allocator"] = host_allocator
-    result.seed = spec.seed
-    result.spec = spec
-    result.timings["load_s"] = round(t_load, 4)
-    result.techniques = {"param": prm.describe_param(spec.param), **result.techniques}
-    if spec.interpolate is not None:
-        from .interpolate import frame_weights
-
-        result.techniques["interpolation_weights_b"] = [round(w, 6) for w in frame_weights(spec.interpolate.frames)]
-        if spec.interpolate.shared:
-            result.techniques["param"] += " + low-resolution parts shared by the frames"
-    return result
+    check_layers(spec, model)
+    recipe = build_recipe(spec, info, execution.device)
+    run = optimize(model, info, recipe, execution, progress=progress, progress_every=progress_every)
+    return RenderResult(
+        images=run.images,
+        labels=run.labels,
+        values=run.values,
+        curve=run.curve,
+        snapshots=run.snapshots,
+        description=recipe.objective.description,
+        layers=list(recipe.objective.layers),
+        model_info=info,
+        device=str(execution.device),
+        precision=execution.precision,
+        steps=recipe.steps,
+        seed=spec.seed,
+        timings={**run.timings, "load_s": round(t_load, 4)},
+        spec=spec,
+        techniques={**recipe.techniques, **run.techniques},
+        runtime=run.runtime,
+    )
 
 
 #: Named ranges in a torch.profiler trace: where each step's time goes (free when no profiler runs).
 _scope = torch.profiler.record_function
-
-
-def _penalties(spec: Spec) -> obj.Objective | None:
-    r = spec.regularizers
-    terms = [w * o for w, o in ((r.tv, obj.total_variation()), (r.l1, obj.lp_norm(1)), (r.l2, obj.lp_norm(2))) if w]
-    if r.init_l2 and spec.param.init_image is not None:
-        from .images import load_image
-
-        photo = load_image(spec.param.init_image, spec.param.size).unsqueeze(0)
-        terms.append(r.init_l2 * obj.distance_to(photo))
-    return sum(terms[1:], terms[0]) if terms else None
 
 
 def _sample_groups(acts: dict[str, torch.Tensor], batch: int) -> list[dict[str, torch.Tensor]]:
@@ -156,57 +131,63 @@ def _mean_over(fn: obj.Objective, groups: list[dict[str, torch.Tensor]]) -> torc
     return torch.stack([fn(g) for g in groups]).mean(0)
 
 
-def optimize(
-    model: nn.Module,
-    info: ModelInfo,
-    objective: obj.Objective,
-    image: prm.ImageParam,
-    transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
-    *,
-    steps: int,
-    lr: float = 0.05,
-    penalties: obj.Objective | None = None,
-    generator: torch.Generator,
-    device: torch.device,
-    autocast_dtype: torch.dtype | None = None,
-    thresholds: list[int] | tuple[int, ...] = (),
-    blur_every: int = 0,
-    blur_sigma: float = 0.5,
-    progress: Progress | None = None,
-    progress_every: int = 0,
-    optimizer: str = "adam",
-    relu_redirect: int = 0,
-    channels_last: bool | str = "auto",
-    compile: bool = False,
-) -> RenderResult:
-    """Maximize ``objective`` (minus ``penalties``) over the parameters of ``image``.
-
-    ``optimizer`` is adam, sgd, sign or nadam; for the first ``relu_redirect`` steps the
-    model's ReLU/ReLU6 modules pass redirected gradients. A transform may return several
-    samples per image (MACO's crops): the objective is then averaged over them.
-    ``channels_last`` (True, False or ``"auto"``) and ``compile`` choose how the network
-    runs (``runtime.Network``); neither changes what it computes beyond rounding.
-    """
+def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
+    """``model`` on ``device``, in eval mode, its weights frozen (a render never changes them)."""
     model = model.to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)
+    return model
+
+
+def optimize(
+    model: nn.Module,
+    info: ModelInfo,
+    recipe: Recipe,
+    execution: rt.Execution,
+    *,
+    progress: Progress | None = None,
+    progress_every: int = 0,
+) -> Optimized:
+    """Maximize the recipe's objective (minus its penalties) over the parameters of its image.
+
+    The network runs as ``execution`` says and rewritten as ``runtime.rewritten`` does (the
+    user's model is restored afterwards). For the first ``recipe.relu_redirect`` steps the
+    model's ReLU/ReLU6 modules pass redirected gradients. A transform may return several
+    samples per image (MACO's crops): the objective is then averaged over them.
+    """
+    device = execution.device
+    model = prepare_model(model, device)
+    host_allocator = rt.tune_host_allocator() if device.type == "cpu" else "system"
     pre = Preprocess(info).to(device)
-    layers = [name for name in objective.layers + (penalties.layers if penalties else ()) if name != obj.IMAGE]
-    net = rt.Network(model, layers, device, dtype=autocast_dtype,
-                     channels_last=rt.resolve_channels_last(channels_last, device), compile=compile)
-    opt = make_optimizer(optimizer, image.params, lr)
+    probe = pre(torch.rand(1, 3, info.input_size, info.input_size, generator=torch.Generator().manual_seed(0)).to(device))
+    with rt.rewritten(model, recipe.layers, probe, device, execution.dtype) as rewrites:
+        run = _loop(model, info, pre, recipe, execution, progress, progress_every)
+    run.runtime.update(rewrites)
+    run.runtime["host_allocator"] = host_allocator
+    return run
+
+
+def _loop(model: nn.Module, info: ModelInfo, pre: nn.Module, recipe: Recipe, execution: rt.Execution,
+          progress: Progress | None, progress_every: int) -> Optimized:
+    """The steps themselves, on the rewritten network."""
+    device, dtype, steps = execution.device, execution.dtype, recipe.steps
+    objective, penalties, image, transform = recipe.objective, recipe.penalties, recipe.image, recipe.transform
+    generator = recipe.generator
+    net = rt.Network(model, recipe.layers, device, dtype=dtype,
+                     channels_last=rt.resolve_channels_last(execution.channels_last, device), compile=execution.compile)
+    opt = make_optimizer(recipe.optimizer, image.params, recipe.lr)
     set_progress = getattr(transform, "set_progress", None)
     redirected = 0
-    scaler = torch.amp.GradScaler("cuda") if autocast_dtype == torch.float16 else None
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
     curve = torch.zeros(steps, device=device)
     snapshots: dict[int, torch.Tensor] = {}
     every = progress_every or max(1, steps // 50)
     reader = rt.ValueReader(device)
+    plain = tf.compose([], info.input_size)
 
     def forward(img: torch.Tensor, *, train: bool) -> dict[str, torch.Tensor]:
         with _scope("featviz.transforms"):
-            x = transform(img, generator) if train else tf.compose([], info.input_size)(img, generator)
-            x = pre(x)
+            x = pre(transform(img, generator) if train else plain(img, generator))
         with _scope("featviz.network"):
             acts = net(x, eager=not train)
         acts[obj.IMAGE] = img
@@ -218,20 +199,19 @@ def optimize(
         done, value = item
         if value != value or value in (float("inf"), float("-inf")):
             raise OptimizationError(
-                f"the objective became {value} at step {done}; lower optimizer.lr (now {lr}) "
+                f"the objective became {value} at step {done}; lower optimizer.lr (now {recipe.lr}) "
                 "or use param.output: sigmoid."
             )
         if progress is not None:
             progress(done, steps, value)
 
+    compile_s = 0.0
     if net.compiled is not None:
         t_compile = time.perf_counter()
         with torch.no_grad():
             shape = pre(transform(image(), torch.Generator().manual_seed(0))).shape
         net.warm_up(shape)
         compile_s = time.perf_counter() - t_compile
-    else:
-        compile_s = 0.0
     with rt.cudnn_autotune(device):
         t_start = time.perf_counter()
         for step in range(steps):
@@ -240,7 +220,7 @@ def optimize(
                 set_progress(step / max(1, steps - 1))
             with _scope("featviz.image"):
                 img = image()
-            with redirected_relus(model) if step < relu_redirect else contextlib.nullcontext(0) as n_redirected:
+            with redirected_relus(model) if step < recipe.relu_redirect else contextlib.nullcontext(0) as n_redirected:
                 acts = forward(img, train=True)
             redirected = max(redirected, n_redirected)
             if step == 0:
@@ -260,11 +240,11 @@ def optimize(
                     scaler.update()
                 else:
                     opt.step()
-            if blur_every and (step + 1) % blur_every == 0:
-                image.blur_(blur_sigma)
+            if recipe.blur_every and (step + 1) % recipe.blur_every == 0:
+                image.blur_(recipe.blur_sigma)
             curve[step] = values.detach().mean()
             done = step + 1
-            if done in thresholds:
+            if done in recipe.thresholds:
                 with torch.no_grad():
                     snapshots[done] = image().detach().float().cpu()
             if done % every == 0 or done == steps:
@@ -279,25 +259,17 @@ def optimize(
         if not torch.isfinite(final).all():
             raise OptimizationError("the image became NaN/inf; lower optimizer.lr or use param.output: sigmoid.")
         final_values = objective(forward(final, train=False)).float().cpu()
-    batch = final.shape[0]
-    return RenderResult(
+    return Optimized(
         images=final.float().cpu(),
-        labels=[objective.label(b) or f"image {b}" for b in range(batch)],
+        labels=[objective.label(b) or f"image {b}" for b in range(final.shape[0])],
         values=[float(v) for v in final_values],
         curve=[float(v) for v in curve.cpu()],
         snapshots=snapshots,
-        description=objective.description,
-        layers=list(objective.layers),
-        model_info=info,
-        device=str(device),
-        precision=str(autocast_dtype).replace("torch.", "") if autocast_dtype else "fp32",
-        steps=steps,
-        seed=0,
         timings={"optimize_s": round(t_opt, 4), "step_ms": round(1000 * t_opt / steps, 3),
-                 **({"compile_s": round(compile_s, 4)} if compile else {})},
+                 **({"compile_s": round(compile_s, 4)} if execution.compile else {})},
         techniques={
-            "optimizer": optimizer,
-            "relu_redirect": {"steps": min(relu_redirect, steps), "modules": redirected},
+            "optimizer": recipe.optimizer,
+            "relu_redirect": {"steps": min(recipe.relu_redirect, steps), "modules": redirected},
             "samples_per_step": len(groups),
         },
         runtime={"channels_last": net.channels_last, "compiled": net.compiled is not None, "notes": net.notes},

@@ -19,7 +19,6 @@ from typing import Callable, Sequence, Union
 import torch
 import torch.nn.functional as F
 
-from .config import TransformSpec
 from .runtime import to_device
 
 Matrices = torch.Tensor  # (B, 3, 3) float64, homogeneous 2-D affine maps in pixel units
@@ -152,22 +151,6 @@ PixelFn = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 Transform = Union[Geometric, PixelFn]
 
 
-def from_spec(spec: TransformSpec) -> Transform:
-    """The transform a spec entry describes."""
-    if spec.type == "crops":
-        box = spec.box or (0.5, 0.05)
-        return Crops(spec.count or 32, float(box[0]), float(box[1]))
-    if spec.type == "noise":
-        return Noise(0.04 if spec.std is None else spec.std)
-    if spec.type == "pad":
-        return Pad(int(spec.pixels or 0), spec.mode, spec.value)
-    if spec.type == "jitter":
-        return Jitter(int(spec.pixels or 0))
-    if spec.type == "scale":
-        return Scale(tuple(spec.factors or (1.0,)))
-    return Rotate(tuple(spec.degrees or (0.0,)))
-
-
 def final_size(transforms: Sequence[Transform], size: int) -> int:
     """Canvas size after the geometric transforms (before any resize to the model)."""
     s = float(size)
@@ -258,25 +241,3 @@ def compose(transforms: Sequence[Transform], out_size: int | None = None) -> Cal
 
     apply.set_progress = set_progress  # type: ignore[attr-defined]
     return apply
-
-
-def describe(transforms: Sequence[TransformSpec]) -> str:
-    """A one-line description of a transform list for metadata."""
-    if not transforms:
-        return "none"
-    parts = []
-    for t in transforms:
-        if t.type == "pad":
-            parts.append(f"pad({t.pixels}, {t.mode}{'=' + str(t.value) if t.mode == 'constant' else ''})")
-        elif t.type == "jitter":
-            parts.append(f"jitter({t.pixels})")
-        elif t.type == "crops":
-            box = t.box or [0.5, 0.05]
-            parts.append(f"crops({t.count or 32} per image, side {box[0]}->{box[1]})")
-        elif t.type == "noise":
-            parts.append(f"noise(std {0.04 if t.std is None else t.std})")
-        elif t.type == "scale":
-            parts.append(f"scale({min(t.factors or [1])}..{max(t.factors or [1])})")
-        else:
-            parts.append(f"rotate({min(t.degrees or [0])}..{max(t.degrees or [0])} deg)")
-    return ", ".join(parts)

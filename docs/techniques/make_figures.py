@@ -169,7 +169,7 @@ def render_all(device: str, out: Path, only: list[str] | None, steps: int | None
 
     from featviz_cli.config import ModelSpec, parse_spec
     from featviz_cli.engine import render
-    from featviz_cli.maco import compute_spectrum, save_spectrum
+    from featviz_cli.params.spectrum import compute_spectrum, save_spectrum
     from featviz_cli.models import load_model
 
     out.mkdir(parents=True, exist_ok=True)

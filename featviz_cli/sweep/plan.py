@@ -114,7 +114,7 @@ def layer_widths(model: Any, info: Any, layers: Iterable[str]) -> dict[str, int]
 def expand_units(raw: int | str | list[int | str] | None, field: str, layer: str, n: int,
                  names: tuple[str, ...] | None, *, by_name: bool) -> tuple[int, ...]:
     """The unit indices a term asks for in a layer of ``n`` units; errors name ``field``."""
-    from ..objectives import resolve_class
+    from ..recipe import resolve_class
 
     shown = "the output" if layer.startswith("<") else f"layer {layer!r}"
     if isinstance(raw, str) and not (by_name and ":" not in raw and raw.strip().lower() != "all"):

@@ -11,10 +11,12 @@ small learning rate (about 0.005 with Adam).
 from __future__ import annotations
 
 import math
+from typing import Any, Mapping
 
 import torch
 
-from .param import ImageParam
+from ._registry import register_param
+from .base import ImageParam
 
 
 def composite_activation(x: torch.Tensor) -> torch.Tensor:
@@ -64,3 +66,10 @@ class CPPNImage(ImageParam):
 
     def blur_(self, sigma: float) -> None:
         raise NotImplementedError("a CPPN image cannot be blurred; set regularizers.blur_every: 0")
+
+
+@register_param("cppn", describe=lambda o: f"cppn({o['cppn_layers']} layers x {o['cppn_width']}), {o['size']}px")
+def build_cppn(o: Mapping[str, Any], batch: int, generator: torch.Generator, device: torch.device) -> CPPNImage:
+    """A ``CPPNImage`` from the ``param:`` options."""
+    return CPPNImage(batch, o["size"], layers=o["cppn_layers"], width=o["cppn_width"], generator=generator,
+                     device=device)

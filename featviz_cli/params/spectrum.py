@@ -1,15 +1,9 @@
-"""MACO (Fel et al. 2023, "Unlocking Feature Visualization for Deeper Networks with MAgnitude
-Constrained Optimization"): optimize only the Fourier phase of the image; the magnitude
-spectrum stays fixed to that of natural images.
+"""Magnitude spectra for MACO: the built-in 1/f, a folder's mean spectrum, files, resampling.
 
-- ``MacoImage``: image = standardize(irfft2(magnitude * exp(i * phase))) in the decorrelated
-  colour space, then colour recorrelation and a sigmoid (as Xplique/Horama). The phase is
-  standardized per image each step (as Xplique) and made Hermitian where the real FFT needs it
-  (columns 0 and Nyquist), so that the image's magnitude spectrum is EXACTLY the fixed one
-  (times a constant). The DC term is set to zero: the average colour is grey.
-- ``compute_spectrum``: the mean magnitude spectrum of a folder of photos, in the decorrelated
-  colour space (``featviz spectrum DIR -o spectrum.pt``); ``one_over_f`` is the built-in fallback.
-- The random multi-crop and noise transforms live in ``transforms.py`` (``Crops``, ``Noise``).
+``compute_spectrum`` averages the magnitude spectra of a folder of photos in the decorrelated
+colour space (``featviz spectrum DIR -o spectrum.pt``); ``load_magnitude`` reads such a file for
+an image of a given size (``one_over_f`` when there is none). The magnitudes are made symmetric
+where the real FFT needs it, with zero DC, so a phase-only image has exactly this spectrum.
 """
 from __future__ import annotations
 
@@ -19,36 +13,27 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .errors import SpecError
-from .param import COLOR_CORRELATION_NORMALIZED, ImageParam, rfft2d_freqs
+from ..errors import SpecError
+from .base import COLOR_CORRELATION_NORMALIZED, rfft2d_freqs
 
 SPECTRUM_FORMAT = "featviz-spectrum-1"
 
 
-def _minus_index(t: torch.Tensor) -> torch.Tensor:
+def mirror_rows(t: torch.Tensor) -> torch.Tensor:
     """``t`` along its last-but-one axis at index -r (mod n) for every r: the mirror of the FFT rows."""
     return torch.roll(torch.flip(t, dims=[-2]), 1, dims=-2)
 
 
-def _real_fft_columns(size: int) -> list[int]:
+def real_fft_columns(size: int) -> list[int]:
     """Columns of an rfft2 spectrum whose entries must be Hermitian along the rows: 0 and, for even sizes, Nyquist."""
     w2 = size // 2 + 1
     return [0, w2 - 1] if size % 2 == 0 else [0]
 
 
-def hermitian_phase(phase: torch.Tensor, size: int) -> torch.Tensor:
-    """Make ``phase`` (..., h, w//2+1) odd along the rows in the columns that need it: phi(-r) = -phi(r)."""
-    cols = _real_fft_columns(size)
-    odd = (phase - _minus_index(phase)) / 2
-    keep = torch.ones(phase.shape[-1], dtype=torch.bool, device=phase.device)
-    keep[cols] = False
-    return torch.where(keep, phase, odd)
-
-
 def symmetric_magnitude(magnitude: torch.Tensor, size: int) -> torch.Tensor:
     """Make ``magnitude`` (3, h, w//2+1) even along the rows in the columns that need it, with zero DC."""
-    cols = _real_fft_columns(size)
-    even = (magnitude + _minus_index(magnitude)) / 2
+    cols = real_fft_columns(size)
+    even = (magnitude + mirror_rows(magnitude)) / 2
     keep = torch.ones(magnitude.shape[-1], dtype=torch.bool)
     keep[cols] = False
     out = torch.where(keep, magnitude, even).clone()
@@ -103,7 +88,7 @@ def compute_spectrum(folder: str | Path, size: int = 256) -> dict[str, Any]:
     Each photo is resized (shorter side) and centre-cropped to ``size``; unreadable files are
     counted and skipped. Returns ``{"format", "magnitude" (3, size, size//2+1), "size", "images", "skipped"}``.
     """
-    from .images import list_images, load_image
+    from ..images import list_images, load_image
 
     inv = torch.linalg.inv(COLOR_CORRELATION_NORMALIZED.double()).float()
     total = torch.zeros(3, size, size // 2 + 1, dtype=torch.float64)
@@ -127,36 +112,8 @@ def save_spectrum(spectrum: dict[str, Any], path: str | Path) -> None:
     """Write a spectrum dict atomically (a ``torch.save`` file of plain tensors and numbers)."""
     import io
 
-    from .outputs import atomic_write_bytes
+    from ..outputs import atomic_write_bytes
 
     buf = io.BytesIO()
     torch.save(spectrum, buf)
     atomic_write_bytes(Path(path), buf.getvalue())
-
-
-class MacoImage(ImageParam):
-    """Phase-only Fourier image with a fixed magnitude spectrum; ``params`` is the phase alone."""
-
-    def __init__(self, batch: int, size: int, magnitude: torch.Tensor, *, generator: torch.Generator,
-                 device: torch.device) -> None:
-        super().__init__(decorrelate=True, output="sigmoid")
-        self.size = size
-        self.magnitude = magnitude.to(device)
-        phase = torch.randn((batch, *magnitude.shape), generator=generator)
-        self.phase = phase.to(device).requires_grad_(True)
-        self.params = [self.phase]
-
-    def spectrum(self) -> torch.Tensor:
-        """The complex (B, 3, h, w//2+1) spectrum: the fixed magnitude with the current (standardized) phase."""
-        p = self.phase
-        p = (p - p.mean(dim=(1, 2, 3), keepdim=True)) / (p.std(dim=(1, 2, 3), keepdim=True) + 1e-5)
-        p = hermitian_phase(p, self.size)
-        return torch.polar(self.magnitude.expand_as(p), p)
-
-    def raw(self) -> torch.Tensor:
-        img = torch.fft.irfft2(self.spectrum(), s=(self.size, self.size), norm="ortho")
-        img = img - img.mean(dim=(1, 2, 3), keepdim=True)
-        return img / (img.std(dim=(1, 2, 3), keepdim=True, unbiased=False) + 1e-5)
-
-    def blur_(self, sigma: float) -> None:
-        raise NotImplementedError("a MACO image keeps its magnitude spectrum; set regularizers.blur_every: 0")

@@ -1,10 +1,8 @@
-"""Interpolation between two objectives (Lucid's neuron interpolation).
+"""Low-resolution parts shared by a batch (Lucid's neuron interpolation): neighbouring frames look alike.
 
-N frames are optimized together. Frame f maximizes (1 - t) * A + t * B with t = f / (N - 1).
-The frames' image parameters are each frame's own image plus low-resolution parts they
-share (the same for all frames at 1/2, 1/4, 1/8 and 1/16 of the size, and one at 1/8 that
-blends linearly across the frames), so neighbouring frames start alike and stay alike; an
-``alignment`` objective term can keep their activations close as well.
+``SharedLowRes`` wraps a pixel-like parameterization: each frame keeps its own image and adds
+low-resolution tensors shared by all frames (at 1/2, 1/4, 1/8 and 1/16 of the size, and one at
+1/8 that blends linearly across the frames), so neighbouring frames start alike and stay alike.
 """
 from __future__ import annotations
 
@@ -13,28 +11,10 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from . import objectives as obj
-from .config import ObjectiveSpec, term_path
-from .param import ImageParam, gaussian_blur, to_valid_rgb
+from .base import ImageParam, gaussian_blur, to_valid_rgb
 
 #: (frames along the batch, downscale factor) of each shared low-resolution tensor (Lucid's notebook).
 SHARED_PARTS: tuple[tuple[int, int], ...] = ((1, 2), (1, 4), (1, 8), (2, 8), (1, 16))
-
-
-def frame_weights(frames: int) -> list[float]:
-    """The weight of objective B in each frame: 0, 1/(N-1), ..., 1."""
-    return [f / (frames - 1) for f in range(frames)]
-
-
-def interpolation_objective(terms: Sequence[ObjectiveSpec], frames: int,
-                            class_names: Sequence[str] | None = None) -> obj.Objective:
-    """Blend term 0 (A) into term 1 (B) across ``frames``; further terms (e.g. alignment) are added."""
-    n = len(terms)
-    a, b = (obj.build_term(terms[i], class_names, term_path(n, i)) for i in (0, 1))
-    total = obj.blend(a, b, frame_weights(frames))
-    for i in range(2, n):
-        total = total + obj.build_term(terms[i], class_names, term_path(n, i))
-    return total
 
 
 def lowres(t: torch.Tensor, batch: int, size: int) -> torch.Tensor:

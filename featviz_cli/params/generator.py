@@ -12,16 +12,16 @@ import difflib
 import importlib
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import GeneratorSpec
-from .errors import SpecError
-from .hooks import first_tensor
-from .param import ImageParam
+from ..errors import SpecError
+from ..hooks import first_tensor
+from ._registry import register_param
+from .base import ImageParam
 
 FIELD = "param.generator"
 
@@ -31,9 +31,10 @@ def _one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[:200]}" if text else type(e).__name__
 
 
-def load_generator(spec: GeneratorSpec) -> nn.Module:
-    """The generator a spec names, in eval mode with frozen weights; errors name the spec field."""
-    net = _from_python(spec.python, spec.kwargs) if spec.python else _from_torchscript(spec.checkpoint or "")
+def load_generator(g: Mapping[str, Any]) -> nn.Module:
+    """The generator that ``param.generator`` names (``python`` with ``kwargs``, or a TorchScript
+    ``checkpoint``), in eval mode with frozen weights; errors name the spec field."""
+    net = _from_python(g["python"], g.get("kwargs") or {}) if g.get("python") else _from_torchscript(g.get("checkpoint") or "")
     net.eval()
     for p in net.parameters():
         p.requires_grad_(False)
@@ -41,7 +42,7 @@ def load_generator(spec: GeneratorSpec) -> nn.Module:
 
 
 def _from_python(target: str, kwargs: dict[str, Any]) -> nn.Module:
-    from .models.sources import _cwd_on_path
+    from ..models.sources import _cwd_on_path
 
     where = f"{FIELD}.python"
     mod, sep, attr = target.strip().partition(":")
@@ -122,3 +123,18 @@ class GeneratorImage(ImageParam):
 
     def blur_(self, sigma: float) -> None:
         raise NotImplementedError("a generator image cannot be blurred; set regularizers.blur_every: 0")
+
+
+def _describe(o: Mapping[str, Any]) -> str:
+    g = o.get("generator")
+    src = (g.get("python") or g.get("checkpoint")) if g else "?"
+    return f"generator({src}, latent {g['latent_size'] if g else '?'}), {o['size']}px"
+
+
+@register_param("generator", describe=_describe)
+def build_generator(o: Mapping[str, Any], batch: int, generator: torch.Generator, device: torch.device) -> GeneratorImage:
+    """A ``GeneratorImage`` from the ``param:`` options (``param.generator`` names the network)."""
+    g = o["generator"]
+    lo, hi = g["output_range"]
+    return GeneratorImage(load_generator(g), batch, o["size"], latent_size=g["latent_size"], output_range=(lo, hi),
+                          init_sd=g["init_sd"], generator=generator, device=device)
