@@ -20,7 +20,7 @@ import torch.nn as nn
 from . import objectives as obj
 from . import params
 from . import transforms as tf
-from .config import ObjectiveSpec, RegularizerSpec, Spec, TransformSpec, batch_size, term_path
+from .config import ObjectiveSpec, ParamSpec, RegularizerSpec, Spec, TransformSpec, batch_size, term_path
 from .errors import SpecError
 from .hooks import OUTPUT, resolve_layer
 from .images import load_image
@@ -64,7 +64,7 @@ def build_recipe(spec: Spec, info: ModelInfo, device: torch.device) -> Recipe:
                                 frames=spec.interpolate.frames if spec.interpolate else None)
     generator = torch.Generator().manual_seed(spec.seed)
     p = spec.param
-    photo = load_image(p.init_image, p.size).unsqueeze(0) if p.init_image is not None else None
+    photo = photo_of(p)
     image = build_image(spec, batch_size(spec), generator, device, photo)
     techniques: dict[str, Any] = {"param": params.describe_param(p.type, dataclasses.asdict(p))}
     if spec.interpolate is not None:
@@ -101,18 +101,30 @@ def check_layers(spec: Spec, model: nn.Module) -> None:
 
 def build_image(spec: Spec, batch: int, generator: torch.Generator, device: torch.device,
                 photo: torch.Tensor | None = None) -> params.ImageParam:
-    """The parameterization of ``spec.param`` for ``batch`` images; the random init draws from ``generator``.
+    """The image of a render: ``image_param`` of ``spec.param``, and for interpolation frames the
+    low-resolution parts they share (drawn next from ``generator``)."""
+    image = image_param(spec.param, batch, generator, device, photo)
+    if spec.interpolate is not None and spec.interpolate.shared:
+        image = params.SharedLowRes(image, batch, spec.param.size, sd=spec.param.sd, generator=generator, device=device)
+    return image
 
-    With a ``photo`` (1, 3, H, W) the parameters are set so that the first image is the photo;
-    interpolation frames get low-resolution parts they share (drawn next from ``generator``).
+
+def image_param(p: ParamSpec, batch: int, generator: torch.Generator, device: torch.device,
+                photo: torch.Tensor | None = None) -> params.ImageParam:
+    """The parameterization ``param:`` describes, for ``batch`` images; its random init draws from ``generator``.
+
+    With a ``photo`` (1, 3, H, W; see ``photo_of``) the parameters are then set so that the
+    first image is the photo.
     """
-    p = spec.param
     image = params.build_param(p.type, dataclasses.asdict(p), batch, generator, device)
     if photo is not None:
         image.load_raw_(params.from_valid_rgb(photo.to(device), decorrelate=p.decorrelate, output=p.output))
-    if spec.interpolate is not None and spec.interpolate.shared:
-        image = params.SharedLowRes(image, batch, p.size, sd=p.sd, generator=generator, device=device)
     return image
+
+
+def photo_of(p: ParamSpec) -> torch.Tensor | None:
+    """The ``param.init_image`` photo as a (1, 3, size, size) tensor in [0, 1], or None."""
+    return load_image(p.init_image, p.size).unsqueeze(0) if p.init_image is not None else None
 
 
 # ---------------------------------------------------------------- transforms and penalties
