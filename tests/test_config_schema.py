@@ -99,3 +99,8 @@ def test_schema_accepts_valid_and_rejects_invalid_specs(tiny_spec: dict) -> None
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(tiny_spec, schema)
 
+
+def test_featviz_schema_prints_the_recorded_schema() -> None:
+    """The bytes 'featviz schema' prints, recorded before the spec became a package."""
+    recorded = (ROOT / "tests" / "golden" / "schema.json").read_text(encoding="utf-8")
+    assert json.dumps(json_schema(), indent=2) + "\n" == recorded
