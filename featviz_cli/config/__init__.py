@@ -8,7 +8,7 @@ fix it. Nothing here imports torch: ``featviz validate`` stays fast.
 """
 from __future__ import annotations
 
-from .load import load_spec, parse_spec
+from .load import apply_override, load_spec, parse_spec
 from .rules import batch_size, parse_unit_range, sweep_only_field, term_path
 from .schema import json_schema
 from .spec import (
@@ -17,6 +17,7 @@ from .spec import (
     ModelSpec,
     ObjectiveSpec,
     ParamSpec,
+    RegularizerSpec,
     Spec,
     TransformSpec,
     spec_to_dict,
@@ -29,8 +30,10 @@ __all__ = [
     "ModelSpec",
     "ObjectiveSpec",
     "ParamSpec",
+    "RegularizerSpec",
     "Spec",
     "TransformSpec",
+    "apply_override",
     "batch_size",
     "json_schema",
     "load_spec",
