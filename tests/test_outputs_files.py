@@ -32,14 +32,10 @@ from featviz_cli.outputs.files import (
     sha256_file,
     write_bytes_if_changed,
 )
+from outputs_helpers import fill_disk, temp_files
 
 ROOT = Path(__file__).resolve().parents[1]
 SAFE_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
-
-
-def _temp_files(directory: Path) -> list[Path]:
-    """Leftover temp files in ``directory`` (recursively)."""
-    return [p for p in directory.rglob("*") if p.name.endswith(".tmp")]
 
 
 # ---------------------------------------------------------------- atomic writes
@@ -50,7 +46,7 @@ def test_atomic_write_replaces_content_and_leaves_no_temp(tmp_path: Path) -> Non
     atomic_write_bytes(target, b"old")
     atomic_write_bytes(target, b"new content")
     assert target.read_bytes() == b"new content"
-    assert _temp_files(tmp_path) == []
+    assert temp_files(tmp_path) == []
     assert [p.name for p in tmp_path.iterdir()] == ["a.bin"]
 
 
@@ -69,7 +65,7 @@ def test_atomic_write_failure_keeps_old_file(tmp_path: Path, monkeypatch: pytest
     assert "\n" not in message
     assert "writable" in message
     assert target.read_bytes() == b"old"
-    assert _temp_files(tmp_path) == []
+    assert temp_files(tmp_path) == []
 
 
 def test_atomic_write_that_fails_halfway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -77,32 +73,9 @@ def test_atomic_write_that_fails_halfway(tmp_path: Path, monkeypatch: pytest.Mon
     target = tmp_path / "grid.png"
     target.write_bytes(b"previous content")
     data = bytes(range(256)) * 4096  # 1 MiB
-    real_fdopen = os.fdopen
     seen: list[tuple[str, int]] = []  # (temp name, bytes on disk) when the disk filled
-
-    class FillsUp:
-        """A file object that writes 1000 bytes for real, then fails as a full disk does."""
-
-        def __init__(self, f: Any) -> None:
-            self._f = f
-
-        def write(self, chunk: bytes) -> int:
-            self._f.write(chunk[:1000])
-            self._f.flush()
-            os.fsync(self._f.fileno())
-            seen.extend((p.name, p.stat().st_size) for p in _temp_files(tmp_path))
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self._f, name)
-
-        def __enter__(self) -> "FillsUp":
-            return self
-
-        def __exit__(self, *exc: object) -> None:
-            self._f.close()
-
-    monkeypatch.setattr(os, "fdopen", lambda fd, mode: FillsUp(real_fdopen(fd, mode)))
+    fill_disk(monkeypatch, lambda size: 1000,
+              on_fail=lambda: seen.extend((p.name, p.stat().st_size) for p in temp_files(tmp_path)))
     with pytest.raises(OutputError) as info:
         atomic_write_bytes(target, data)
     assert len(seen) == 1 and seen[0][0].startswith(".grid.png.") and seen[0][1] == 1000, seen
@@ -157,7 +130,7 @@ def test_atomic_write_cut_short_by_the_kernel(tmp_path: Path) -> None:
 
     atomic_write_bytes(target, data)  # the rerun, without the limit
     assert target.read_bytes() == data
-    assert _temp_files(tmp_path) == []
+    assert temp_files(tmp_path) == []
 
 
 def test_atomic_write_into_missing_directory_raises(tmp_path: Path) -> None:
@@ -187,7 +160,7 @@ def test_write_bytes_if_changed(tmp_path: Path) -> None:
     assert target.stat().st_mtime_ns == mtime - 10**9, "unchanged bytes must not be rewritten"
     assert write_bytes_if_changed(target, b"two") is True
     assert target.read_bytes() == b"two"
-    assert _temp_files(tmp_path) == []
+    assert temp_files(tmp_path) == []
 
 
 def test_remove_file(tmp_path: Path) -> None:

@@ -1,8 +1,6 @@
 """Tests for featviz_cli.outputs.layout: a render's files, interpolations and ``meta.json`` last."""
 from __future__ import annotations
 
-import errno
-import io
 import json
 import math
 import os
@@ -23,16 +21,8 @@ from featviz_cli.outputs.layout import (
     write_render,
 )
 from featviz_cli.outputs.pictures import make_grid, to_uint8, webp_supported
-
-
-def _images(n: int, h: int = 32, w: int = 32, seed: int = 0) -> np.ndarray:
-    """``n`` random float images in [0, 1]."""
-    return np.random.default_rng(seed).random((n, h, w, 3))
-
-
-def _temp_files(directory: Path) -> list[Path]:
-    """Leftover temp files in ``directory`` (recursively)."""
-    return [p for p in directory.rglob("*") if p.name.endswith(".tmp")]
+from outputs_helpers import assert_plays, decoded_frames, fill_disk, temp_files
+from outputs_helpers import random_images
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -71,7 +61,7 @@ def test_file_names() -> None:
 
 
 def test_write_png_record(tmp_path: Path) -> None:
-    image = to_uint8(_images(1, 5, 7))[0]
+    image = to_uint8(random_images(1, 5, 7))[0]
     record = write_png(tmp_path, "sub.png", image)
     data = (tmp_path / "sub.png").read_bytes()
     assert record == {"sha256": sha256_bytes(data), "bytes": len(data), "width": 7, "height": 5}
@@ -84,10 +74,10 @@ def test_write_png_record(tmp_path: Path) -> None:
 
 
 def _render(out: Path, **kwargs: object) -> dict:
-    imgs = _images(3, 24, 24)
+    imgs = random_images(3, 24, 24)
     labels = ["features.3:0", "features.3:1", "../../evil"]
     meta = {"name": "test", "loss": math.nan, "best": [math.inf, 1.0], "model": {"name": "tiny"}}
-    return write_render(out, imgs, labels, meta, snapshots={10: _images(3, 24, 24, seed=1), 2: imgs}, **kwargs)
+    return write_render(out, imgs, labels, meta, snapshots={10: random_images(3, 24, 24, seed=1), 2: imgs}, **kwargs)
 
 
 def test_write_render_writes_everything_with_hashes(tmp_path: Path) -> None:
@@ -104,7 +94,7 @@ def test_write_render_writes_everything_with_hashes(tmp_path: Path) -> None:
     assert set(files) == expected
     on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
     assert on_disk == expected | {"meta.json"}
-    assert _temp_files(tmp_path) == []
+    assert temp_files(tmp_path) == []
     assert not (tmp_path / "evil").exists()
 
     meta = json.loads((out / "meta.json").read_text(encoding="utf-8"), parse_constant=lambda c: pytest.fail(c))
@@ -123,7 +113,7 @@ def test_write_render_pictures_are_the_inputs(tmp_path: Path) -> None:
     """Each PNG decodes to its image, the grids to make_grid of the images (snapshots in step order)."""
     out = tmp_path / "out"
     files = _render(out)
-    imgs, later = to_uint8(_images(3, 24, 24)), to_uint8(_images(3, 24, 24, seed=1))
+    imgs, later = to_uint8(random_images(3, 24, 24)), to_uint8(random_images(3, 24, 24, seed=1))
     labels = ["features.3:0", "features.3:1", "../../evil"]
     for i, name in enumerate(["000_features.3_0.png", "001_features.3_1.png", "002__.._evil.png"]):
         assert np.array_equal(_read_png(out / name), imgs[i])
@@ -155,27 +145,26 @@ def test_write_render_is_deterministic_and_replaces(tmp_path: Path) -> None:
 
 def test_write_render_options_and_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     meta = {"k": 1}
-    files = write_render(
-        tmp_path / "o", _images(2, 8, 8), ["a", "b"], meta, per_image=False, stem_names=["x", "y"], grid_labels=False
-    )
+    files = write_render(tmp_path / "o", random_images(2, 8, 8), ["a", "b"], meta, per_image=False,
+                         stem_names=["x", "y"], grid_labels=False)
     assert set(files) == {"grid.png"}
     assert "files" not in meta, "the caller's meta must not be modified"
     assert files["grid.png"]["height"] == 8 + 2 * 2
 
-    files = write_render(tmp_path / "s", _images(2, 8, 8), ["a", "b"], {}, grid=False, stem_names=["x", "y"])
+    files = write_render(tmp_path / "s", random_images(2, 8, 8), ["a", "b"], {}, grid=False, stem_names=["x", "y"])
     assert set(files) == {"000_x.png", "001_y.png"}
 
     with pytest.raises(ValueError, match="labels"):
-        write_render(tmp_path / "bad", _images(2, 8, 8), ["a"], {})
+        write_render(tmp_path / "bad", random_images(2, 8, 8), ["a"], {})
 
     def fail(src: object, dst: object) -> None:
         raise OSError(13, "Permission denied")
 
     monkeypatch.setattr(os, "replace", fail)
     with pytest.raises(OutputError, match="Permission denied"):
-        write_render(tmp_path / "f", _images(1, 8, 8), ["a"], {})
+        write_render(tmp_path / "f", random_images(1, 8, 8), ["a"], {})
     assert not (tmp_path / "f" / "meta.json").exists()
-    assert _temp_files(tmp_path) == []
+    assert temp_files(tmp_path) == []
 
 
 def test_write_render_disk_full_halfway_then_rerun(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -185,39 +174,10 @@ def test_write_render_disk_full_halfway_then_rerun(tmp_path: Path, monkeypatch: 
     reference = tmp_path / "reference"
     _render(reference)
     out = tmp_path / "out"
-    write_render(out, _images(3, 24, 24, seed=4), ["old0", "old1", "old2"], {"old": True},
+    write_render(out, random_images(3, 24, 24, seed=4), ["old0", "old1", "old2"], {"old": True},
                  stem_names=["features.3:0", "features.3:1", "../../evil"])
     old_grid = (out / "grid.png").read_bytes()
-    real_fdopen = os.fdopen
-    opened: list[int] = []
-
-    class FillsUp:
-        """The 4th file written (grid.png) gets half its bytes, then the disk is full."""
-
-        def __init__(self, f: Any) -> None:
-            self._f = f
-
-        def write(self, data: bytes) -> int:
-            if len(opened) < 4:
-                return self._f.write(data)
-            self._f.write(data[: len(data) // 2])
-            self._f.flush()
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self._f, name)
-
-        def __enter__(self) -> "FillsUp":
-            return self
-
-        def __exit__(self, *exc: object) -> None:
-            self._f.close()
-
-    def fdopen(fd: int, mode: str) -> FillsUp:
-        opened.append(fd)
-        return FillsUp(real_fdopen(fd, mode))
-
-    monkeypatch.setattr(os, "fdopen", fdopen)
+    fill_disk(monkeypatch, lambda size: size // 2, files_before=3)  # the 4th file written is grid.png
     with pytest.raises(OutputError, match="No space left") as info:
         _render(out)
     assert str(out / "grid.png") in str(info.value)
@@ -226,7 +186,7 @@ def test_write_render_disk_full_halfway_then_rerun(tmp_path: Path, monkeypatch: 
     ref = _tree(reference)
     now = _tree(out)
     assert "meta.json" not in now, "no meta.json may describe a half-written render"
-    assert _temp_files(tmp_path) == []
+    assert temp_files(tmp_path) == []
     assert now["grid.png"] == old_grid
     for name in ["000_features.3_0.png", "001_features.3_1.png", "002__.._evil.png"]:
         assert now[name] == ref[name], f"{name} is not the complete new file"
@@ -244,16 +204,6 @@ def test_write_render_accepts_torch_tensors(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- write_interpolation
-
-
-def _frames_of(data: bytes) -> tuple[list[np.ndarray], list[int]]:
-    frames, durations = [], []
-    with Image.open(io.BytesIO(data)) as im:
-        for i in range(im.n_frames):
-            im.seek(i)
-            frames.append(np.asarray(im.convert("RGB")))
-            durations.append(im.info["duration"])
-    return frames, durations
 
 
 def test_write_interpolation_files_and_meta_last(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -283,15 +233,12 @@ def test_write_interpolation_files_and_meta_last(tmp_path: Path, monkeypatch: py
     assert np.array_equal(_read_png(out / "strip.png"), strip)
 
     for name in ["interpolation.gif"] + (["interpolation.webp"] if webp else []):
-        decoded, durations = _frames_of((out / name).read_bytes())
-        assert len(decoded) == 6 and durations == [80] * 6
-        for got, index in zip(decoded, [0, 1, 2, 3, 2, 1]):
-            assert np.array_equal(got, frames[index]), f"{name}: frame {index}"
+        assert_plays((out / name).read_bytes(), frames, [0, 1, 2, 3, 2, 1], 80)
 
 
 def test_write_interpolation_without_webp(tmp_path: Path) -> None:
-    files = write_interpolation(tmp_path, _images(3, 8, 8), ["a", "b", "c"], {}, webp=False, pingpong=False)
+    files = write_interpolation(tmp_path, random_images(3, 8, 8), ["a", "b", "c"], {}, webp=False, pingpong=False)
     assert "interpolation.webp" not in files and not (tmp_path / "interpolation.webp").exists()
     assert {"000_a.png", "001_b.png", "002_c.png", "grid.png", "strip.png", "interpolation.gif"} == set(files)
-    decoded, _ = _frames_of((tmp_path / "interpolation.gif").read_bytes())
+    decoded, _, _ = decoded_frames((tmp_path / "interpolation.gif").read_bytes())
     assert len(decoded) == 3

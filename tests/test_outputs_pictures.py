@@ -27,11 +27,8 @@ from featviz_cli.outputs.pictures import (
     webp_bytes,
     webp_supported,
 )
-
-
-def _images(n: int, h: int = 32, w: int = 32, seed: int = 0) -> np.ndarray:
-    """``n`` random float images in [0, 1]."""
-    return np.random.default_rng(seed).random((n, h, w, 3))
+from outputs_helpers import assert_plays, decoded_frames
+from outputs_helpers import random_images
 
 
 def _decode(data: bytes) -> np.ndarray:
@@ -86,7 +83,7 @@ def test_to_uint8_accepts_uint8_single_image_and_tensor_like() -> None:
 
 
 def test_png_round_trip_and_deterministic() -> None:
-    img = to_uint8(_images(1, 17, 23))[0]
+    img = to_uint8(random_images(1, 17, 23))[0]
     data = png_bytes(img)
     assert np.array_equal(_decode(data), img)
     assert png_bytes(img.copy()) == data
@@ -94,7 +91,7 @@ def test_png_round_trip_and_deterministic() -> None:
 
 def test_png_has_no_metadata_chunks() -> None:
     """Only IHDR, IDAT and IEND: nothing (time, software) that could differ between runs."""
-    data = png_bytes(to_uint8(_images(1, 9, 7))[0])
+    data = png_bytes(to_uint8(random_images(1, 9, 7))[0])
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     chunks, pos = [], 8
     while pos < len(data):
@@ -137,7 +134,7 @@ def _ink(region: np.ndarray) -> np.ndarray:
 
 def _drawn(text: str) -> np.ndarray:
     """``text`` drawn on its own with Pillow's bitmap font, cropped to its ink."""
-    font = ImageFont.load_default_imagefont() if hasattr(ImageFont, "load_default_imagefont") else ImageFont.load_default()
+    font = getattr(ImageFont, "load_default_imagefont", ImageFont.load_default)()
     canvas = Image.new("RGB", (400, 40), (255, 255, 255))
     ImageDraw.Draw(canvas).text((10, 10), text, fill=(0, 0, 0), font=font)
     return _ink(np.asarray(canvas))
@@ -148,15 +145,15 @@ def test_grid_dimensions(n: int, cols: int, rows: int) -> None:
     h, w, pad = 32, 40, 2
     lh = default_label_height()
     assert 12 <= lh <= 14
-    labelled = make_grid(to_uint8(_images(n, h, w)), [f"unit {i}" for i in range(n)], pad=pad)
+    labelled = make_grid(to_uint8(random_images(n, h, w)), [f"unit {i}" for i in range(n)], pad=pad)
     assert labelled.shape == (rows * (h + lh) + (rows + 1) * pad, cols * w + (cols + 1) * pad, 3)
-    plain = make_grid(to_uint8(_images(n, h, w)), None, pad=pad)
+    plain = make_grid(to_uint8(random_images(n, h, w)), None, pad=pad)
     assert plain.shape == (rows * h + (rows + 1) * pad, cols * w + (cols + 1) * pad, 3)
 
 
 @pytest.mark.parametrize(("n", "ncols", "pad"), [(1, None, 2), (5, None, 2), (7, 3, 0), (4, 4, 5), (3, 9, 1)])
 def test_unlabelled_grid_equals_the_reference(n: int, ncols: int | None, pad: int) -> None:
-    images = to_uint8(_images(n, 9, 13, seed=n))
+    images = to_uint8(random_images(n, 9, 13, seed=n))
     cols = min(n, ncols if ncols is not None else int(np.ceil(np.sqrt(n))))
     expected, _ = _reference_grid(images, cols, pad, 0)
     grid = make_grid(images, None, ncols=ncols, pad=pad)
@@ -166,7 +163,7 @@ def test_unlabelled_grid_equals_the_reference(n: int, ncols: int | None, pad: in
 
 def test_labelled_grid_equals_the_reference_with_label_strips() -> None:
     """Pixel by pixel outside the strips; inside, each label's ink as Pillow draws it alone, centred."""
-    images = to_uint8(_images(5, 24, 48, seed=3))
+    images = to_uint8(random_images(5, 24, 48, seed=3))
     labels = ["conv2:3", "", "b", "features.3:12 and far too long to fit", "x"]
     pad, lh = 2, default_label_height()
     grid = make_grid(images, labels, pad=pad)
@@ -191,7 +188,7 @@ def test_labelled_grid_equals_the_reference_with_label_strips() -> None:
 
 
 def test_grid_places_images_unscaled_and_labels_drawn() -> None:
-    imgs = to_uint8(_images(3, 32, 32))
+    imgs = to_uint8(random_images(3, 32, 32))
     pad, lh = 2, default_label_height()
     grid = make_grid(imgs, ["features.3:12", "", "a very long label that cannot fit"], pad=pad)
     assert np.array_equal(grid[pad : pad + 32, pad : pad + 32], imgs[0])
@@ -217,9 +214,9 @@ def test_grid_label_truncation_keeps_the_end() -> None:
 
 
 def test_grid_unicode_label_and_bad_arguments() -> None:
-    imgs = to_uint8(_images(2, 16, 16))
+    imgs = to_uint8(random_images(2, 16, 16))
     make_grid(imgs, ["日本語", "ø…"])  # must not raise
-    wide = make_grid(to_uint8(_images(2, 16, 40)), ["日本語", "ø…"], pad=2)
+    wide = make_grid(to_uint8(random_images(2, 16, 40)), ["日本語", "ø…"], pad=2)
     lh = default_label_height()
     assert np.array_equal(_ink(wide[18 : 18 + lh, 2:42]), _drawn("???")), "undrawable characters become '?'"
     assert np.array_equal(_ink(wide[18 : 18 + lh, 44:84]), _drawn("ø?")), "Latin-1 is drawn, the rest is '?'"
@@ -234,12 +231,12 @@ def test_grid_unicode_label_and_bad_arguments() -> None:
 
 
 def test_grid_explicit_ncols() -> None:
-    grid = make_grid(to_uint8(_images(5, 8, 8)), None, ncols=5, pad=1)
+    grid = make_grid(to_uint8(random_images(5, 8, 8)), None, ncols=5, pad=1)
     assert grid.shape == (8 + 2, 5 * 8 + 6, 3)
 
 
 def test_grid_label_height_option() -> None:
-    images = to_uint8(_images(2, 8, 30))
+    images = to_uint8(random_images(2, 8, 30))
     grid = make_grid(images, ["a", "b"], pad=1, label_height=20)
     expected, strips = _reference_grid(images, 2, 1, 20)
     assert grid.shape == expected.shape
@@ -288,17 +285,6 @@ def _gif_blocks(data: bytes) -> dict[str, Any]:
     return {"global_table": global_table, "loop": loop, "frames": frames}
 
 
-def _decoded_frames(data: bytes) -> tuple[list[np.ndarray], list[int], Any]:
-    """Every frame of an animation as RGB arrays, each frame's duration in ms, and the loop count."""
-    frames, durations = [], []
-    with Image.open(io.BytesIO(data)) as im:
-        for i in range(im.n_frames):
-            im.seek(i)
-            frames.append(np.asarray(im.convert("RGB")))
-            durations.append(im.info["duration"])
-        return frames, durations, im.info.get("loop")
-
-
 @pytest.mark.parametrize(
     ("n", "pingpong", "order"),
     [(4, True, [0, 1, 2, 3, 2, 1]), (4, False, [0, 1, 2, 3]), (3, True, [0, 1, 2, 1]), (2, True, [0, 1]),
@@ -306,18 +292,12 @@ def _decoded_frames(data: bytes) -> tuple[list[np.ndarray], list[int], Any]:
 )
 def test_gif_decodes_to_the_input_frames(n: int, pingpong: bool, order: list[int]) -> None:
     frames = _few_colour_frames(n, seed=n)
-    data = gif_bytes(frames, duration_ms=70, pingpong=pingpong)
-    decoded, durations, loop = _decoded_frames(data)
-    assert len(decoded) == len(order)
-    for got, index in zip(decoded, order):
-        assert np.array_equal(got, frames[index]), f"frame {index} is not the input"
-    assert durations == [70] * len(order)
-    assert loop == 0
+    assert_plays(gif_bytes(frames, duration_ms=70, pingpong=pingpong), frames, order, 70)
 
 
 def test_gif_structure_one_shared_palette() -> None:
     """Every frame is a full frame with the global palette's colours (no flicker), 15/100 s, looping."""
-    frames = to_uint8(_images(4, 16, 16))  # thousands of colours: the palette must be shared to hold still
+    frames = to_uint8(random_images(4, 16, 16))  # thousands of colours: the palette must be shared to hold still
     blocks = _gif_blocks(gif_bytes(frames))
     assert blocks["loop"] == 0
     assert len(blocks["global_table"]) == 3 * 256
@@ -329,34 +309,29 @@ def test_gif_structure_one_shared_palette() -> None:
 
 
 def test_gif_keeps_colours_of_many_colour_frames() -> None:
-    frames = to_uint8(_images(3, 8, 8))
-    decoded, _, _ = _decoded_frames(gif_bytes(frames, pingpong=False))
+    frames = to_uint8(random_images(3, 8, 8))
+    decoded, _, _ = decoded_frames(gif_bytes(frames, pingpong=False))
     for got, want in zip(decoded, frames):
         assert np.abs(got.astype(int) - want.astype(int)).mean() < 12
     flat = np.zeros((2, 8, 8, 3))
     flat[..., 0] = 1.0
-    decoded, _, _ = _decoded_frames(gif_bytes(flat, pingpong=False))
+    decoded, _, _ = decoded_frames(gif_bytes(flat, pingpong=False))
     assert all((f == (255, 0, 0)).all() for f in decoded)
 
 
 @pytest.mark.skipif(not webp_supported(), reason="this Pillow cannot write WebP")
 @pytest.mark.parametrize(("pingpong", "order"), [(True, [0, 1, 2, 3, 2, 1]), (False, [0, 1, 2, 3])])
 def test_webp_decodes_to_the_input_frames(pingpong: bool, order: list[int]) -> None:
-    frames = to_uint8(_images(4, 10, 14, seed=5))  # lossless: every pixel back exactly
+    frames = to_uint8(random_images(4, 10, 14, seed=5))  # lossless: every pixel back exactly
     data = webp_bytes(frames, duration_ms=90, pingpong=pingpong)
     assert data[:4] == b"RIFF" and data[8:12] == b"WEBP"
-    decoded, durations, loop = _decoded_frames(data)
-    assert len(decoded) == len(order)
-    for got, index in zip(decoded, order):
-        assert np.array_equal(got, frames[index]), f"frame {index} is not the input"
-    assert durations == [90] * len(order)
-    assert loop == 0
+    assert_plays(data, frames, order, 90)
 
 
 @pytest.mark.skipif(not webp_supported(), reason="this Pillow cannot write WebP")
 def test_webp_lossy_is_close() -> None:
-    frames = to_uint8(_images(2, 16, 16))
-    decoded, _, _ = _decoded_frames(webp_bytes(frames, pingpong=False, lossless=False))
+    frames = to_uint8(random_images(2, 16, 16))
+    decoded, _, _ = decoded_frames(webp_bytes(frames, pingpong=False, lossless=False))
     assert len(decoded) == 2
     assert all(got.shape == want.shape for got, want in zip(decoded, frames))
 
