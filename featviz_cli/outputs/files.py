@@ -114,6 +114,9 @@ def remove_file(path: Path) -> None:
         raise _write_error(Path(path), err, "cannot remove") from err
 
 
+# ---------------------------------------------------------------- JSON
+
+
 def _jsonable(obj: Any) -> Any:
     """A JSON-ready copy of ``obj``: NaN/inf become None; numpy/torch values, tuples, paths converted."""
     if obj is None or isinstance(obj, (bool, str)):

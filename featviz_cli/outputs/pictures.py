@@ -157,6 +157,7 @@ def webp_supported() -> bool:
 
 def _animation_frames(images_uint8: np.ndarray, pingpong: bool) -> list[np.ndarray]:
     """The frames in playing order: as given, or there and back (``0 1 2 3 2 1``) with ``pingpong``."""
+    """The frames in playing order: as given, or there and back (``0 1 2 3 2 1``) with ``pingpong``."""
     frames = list(images_uint8)
     return frames + frames[-2:0:-1] if pingpong and len(frames) > 2 else frames
 
