@@ -1,0 +1,42 @@
+"""Outputs, by job: ``files`` (atomic writes, JSON, hashes, safe paths), ``pictures`` (uint8
+images, PNGs, labelled grids, GIF/WebP) and ``layout`` (a render's files and ``meta.json``).
+
+Re-exported here: the names used outside the package. No torch import.
+"""
+from __future__ import annotations
+
+from .files import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    ensure_dir,
+    prepare_output_dir,
+    safe_join,
+    sanitize_filename,
+    sha256_bytes,
+    sha256_file,
+    write_bytes_if_changed,
+)
+from .layout import write_interpolation, write_png, write_render
+from .pictures import gif_bytes, make_grid, png_bytes, to_uint8, webp_supported
+
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "ensure_dir",
+    "gif_bytes",
+    "make_grid",
+    "png_bytes",
+    "prepare_output_dir",
+    "safe_join",
+    "sanitize_filename",
+    "sha256_bytes",
+    "sha256_file",
+    "to_uint8",
+    "webp_supported",
+    "write_bytes_if_changed",
+    "write_interpolation",
+    "write_png",
+    "write_render",
+]
