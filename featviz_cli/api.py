@@ -114,7 +114,7 @@ def render_to_dir(
     model loaded once for both; ``examples_progress`` and ``notify`` report on that pass.
     """
     from .models import load_model
-    from .outputs import prepare_output_dir, write_interpolation, write_render
+    from .outputs import Animation, prepare_output_dir, write_render
 
     spec = as_spec(spec)
     out = prepare_output_dir(Path(out_dir or spec.output.dir))  # fail before the long work
@@ -123,20 +123,16 @@ def render_to_dir(
     result = _render_spec(spec, model=model, info=info, progress=progress)
     meta = result_meta(result)
     meta["output_dir"] = str(out)
-    options: dict[str, Any] = dict(
+    it = spec.interpolate
+    files = write_render(
+        out, result.images.permute(0, 2, 3, 1).numpy(), result.labels, meta,
         grid=spec.output.grid,
         per_image=spec.output.images,
         snapshots={k: v.permute(0, 2, 3, 1).numpy() for k, v in result.snapshots.items()},
         stem_names=result.labels,
         grid_labels=spec.output.labels,
+        animation=None if it is None else Animation(it.duration_ms, it.pingpong, it.webp),
     )
-    images = result.images.permute(0, 2, 3, 1).numpy()
-    if spec.interpolate is not None:
-        it = spec.interpolate
-        files = write_interpolation(out, images, result.labels, meta, duration_ms=it.duration_ms,
-                                    pingpong=it.pingpong, webp=it.webp, **options)
-    else:
-        files = write_render(out, images, result.labels, meta, **options)
     if spec.dataset.images:  # the dataset rule: examples beside the images, for the CLI and the API alike
         from .examples import run_examples
 

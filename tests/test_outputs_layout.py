@@ -14,9 +14,9 @@ from PIL import Image
 from featviz_cli.errors import OutputError
 from featviz_cli.outputs.files import sha256_bytes, sha256_file
 from featviz_cli.outputs.layout import (
+    Animation,
     image_file_name,
     snapshot_file_name,
-    write_interpolation,
     write_png,
     write_render,
 )
@@ -203,10 +203,10 @@ def test_write_render_accepts_torch_tensors(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "meta.json").read_text())["loss"] is None
 
 
-# ---------------------------------------------------------------- write_interpolation
+# ---------------------------------------------------------------- write_render with an animation
 
 
-def test_write_interpolation_files_and_meta_last(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_write_animation_files_and_meta_last(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(2)
     colours = rng.integers(0, 256, (30, 3), dtype=np.uint8)
     frames = colours[rng.integers(0, 30, (4, 10, 12))]  # few colours: the GIF holds them exactly
@@ -214,8 +214,8 @@ def test_write_interpolation_files_and_meta_last(tmp_path: Path, monkeypatch: py
     (out / "snapshots").mkdir(parents=True)
     (out / "meta.json").write_text('{"stale": true}')
     order = _replaced_names(monkeypatch)
-    files = write_interpolation(out, frames, ["f0", "f1", "f2", "f3"], {"objective": "interpolate(a, b)"},
-                                duration_ms=80, per_image=False)
+    files = write_render(out, frames, ["f0", "f1", "f2", "f3"], {"objective": "interpolate(a, b)"},
+                         animation=Animation(duration_ms=80), per_image=False)
     webp = webp_supported()
     expected = ["grid.png", "strip.png", "interpolation.gif"] + (["interpolation.webp"] if webp else [])
     assert list(files) == expected
@@ -236,8 +236,9 @@ def test_write_interpolation_files_and_meta_last(tmp_path: Path, monkeypatch: py
         assert_plays((out / name).read_bytes(), frames, [0, 1, 2, 3, 2, 1], 80)
 
 
-def test_write_interpolation_without_webp(tmp_path: Path) -> None:
-    files = write_interpolation(tmp_path, random_images(3, 8, 8), ["a", "b", "c"], {}, webp=False, pingpong=False)
+def test_write_animation_without_webp(tmp_path: Path) -> None:
+    files = write_render(tmp_path, random_images(3, 8, 8), ["a", "b", "c"], {},
+                         animation=Animation(webp=False, pingpong=False))
     assert "interpolation.webp" not in files and not (tmp_path / "interpolation.webp").exists()
     assert {"000_a.png", "001_b.png", "002_c.png", "grid.png", "strip.png", "interpolation.gif"} == set(files)
     decoded, _, _ = decoded_frames((tmp_path / "interpolation.gif").read_bytes())

@@ -17,10 +17,11 @@ from .files import (
     sha256_file,
     write_bytes_if_changed,
 )
-from .layout import write_interpolation, write_png, write_render
+from .layout import Animation, write_png, write_render
 from .pictures import gif_bytes, make_grid, png_bytes, to_uint8, webp_supported
 
 __all__ = [
+    "Animation",
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
@@ -36,7 +37,6 @@ __all__ = [
     "to_uint8",
     "webp_supported",
     "write_bytes_if_changed",
-    "write_interpolation",
     "write_png",
     "write_render",
 ]

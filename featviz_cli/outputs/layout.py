@@ -6,6 +6,7 @@ goes through :func:`~.files.safe_join`, so nothing is written outside the direct
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -73,6 +74,7 @@ def write_render(
     snapshots: Mapping[int, Any] | None = None,
     stem_names: list[str] | None = None,
     grid_labels: bool = True,
+    animation: Animation | None = None,
     extra_files: Mapping[str, dict[str, Any]] | None = None,
 ) -> FileRecords:
     """Write a render into ``out_dir`` and return ``{relative path: {sha256, bytes, width, height}}``.
@@ -80,8 +82,10 @@ def write_render(
     Writes per-image PNGs, ``grid.png``, one grid per snapshot step in
     ``snapshots/``, then ``meta.json`` (``meta`` plus ``"files"``) last; an old
     ``meta.json`` is removed first. ``meta`` itself is not modified.
-    ``grid_labels=False`` leaves the grid cells unlabelled. ``extra_files`` (records of files the
-    caller already wrote into ``out_dir``) are listed in ``meta.json`` too.
+    ``grid_labels=False`` leaves the grid cells unlabelled. With ``animation`` the images are
+    frames (an interpolation): ``strip.png``, ``interpolation.gif`` and, when asked and supported,
+    ``interpolation.webp`` are written first. ``extra_files`` (records of files the caller already
+    wrote into ``out_dir``) are listed in ``meta.json`` too.
     """
     out_dir = prepare_output_dir(out_dir)
     arr = to_uint8(images)
@@ -90,6 +94,7 @@ def write_render(
         raise ValueError(f"write_render got {len(arr)} images, {len(labels)} labels and {len(stems)} stem names")
     cell_labels = list(labels) if grid_labels else None
     _remove_stale_meta(out_dir)
+    extra = {**(_write_animation(out_dir, arr, animation) if animation is not None else {}), **(extra_files or {})}
     files: FileRecords = {}
     if per_image:
         for i, (image, stem) in enumerate(zip(arr, stems)):
@@ -102,32 +107,27 @@ def write_render(
         for step in sorted(snapshots):
             name = snapshot_file_name(step)
             files[name] = write_png(out_dir, name, make_grid(snapshots[step], cell_labels))
-    files.update(extra_files or {})
+    files.update(extra)
     atomic_write_json(safe_join(out_dir, META_NAME), {**meta, "files": files})
     return files
 
 
-def write_interpolation(
-    out_dir: Path,
-    images: Any,
-    labels: list[str],
-    meta: dict[str, Any],
-    *,
-    duration_ms: int = 150,
-    pingpong: bool = True,
-    webp: bool = True,
-    **render_options: Any,
-) -> FileRecords:
-    """Write an interpolation: ``strip.png`` (the frames in one row), ``interpolation.gif`` and, when
-    asked and supported, ``interpolation.webp``; then everything :func:`write_render` writes, with
-    ``meta.json`` (listing all of them) last."""
-    out_dir = prepare_output_dir(out_dir)
-    arr = to_uint8(images)
-    _remove_stale_meta(out_dir)
+@dataclass(frozen=True)
+class Animation:
+    """How the frames of an interpolation are played: frame time, back and forth, also as WebP."""
+
+    duration_ms: int = 150
+    pingpong: bool = True
+    webp: bool = True
+
+
+def _write_animation(out_dir: Path, arr: Any, animation: Animation) -> FileRecords:
+    """``strip.png`` (the frames in one row), ``interpolation.gif`` and, when asked and supported, the WebP."""
     files: FileRecords = {STRIP_NAME: write_png(out_dir, STRIP_NAME, make_grid(arr, None, ncols=len(arr)))}
     h, w = int(arr.shape[1]), int(arr.shape[2])
-    files[GIF_NAME] = _write_file(out_dir, GIF_NAME, gif_bytes(arr, duration_ms=duration_ms, pingpong=pingpong), w, h)
-    if webp and webp_supported():
-        data = webp_bytes(arr, duration_ms=duration_ms, pingpong=pingpong)
+    gif = gif_bytes(arr, duration_ms=animation.duration_ms, pingpong=animation.pingpong)
+    files[GIF_NAME] = _write_file(out_dir, GIF_NAME, gif, w, h)
+    if animation.webp and webp_supported():
+        data = webp_bytes(arr, duration_ms=animation.duration_ms, pingpong=animation.pingpong)
         files[WEBP_NAME] = _write_file(out_dir, WEBP_NAME, data, w, h)
-    return write_render(out_dir, arr, labels, meta, extra_files=files, **render_options)
+    return files
