@@ -41,7 +41,7 @@ def load_generator(spec: GeneratorSpec) -> nn.Module:
 
 
 def _from_python(target: str, kwargs: dict[str, Any]) -> nn.Module:
-    from .models.sources import _cwd_on_path
+    from .usercode import cwd_on_path as _cwd_on_path
 
     where = f"{FIELD}.python"
     mod, sep, attr = target.strip().partition(":")

@@ -264,17 +264,3 @@ def test_registry_resolves_the_builders() -> None:
 
     model, info = create_model(ModelSpec(name="efficientnet_lite2", weights="none"))
     assert info.input_size == 260 and not any(p.requires_grad for p in model.parameters())
-
-
-def test_preprocessing_overrides_are_applied_by_load_model() -> None:
-    from featviz_cli.models import load_model
-
-    spec = ModelSpec(name="efficientnet_lite0", weights="none", input_size=300,
-                     mean=[0.5, 0.5, 0.5], std=[0.25, 0.25, 0.25], value_range=[0, 1])
-    _, own = lite.efficientnet_lite0(spec)  # the builder reports the model's own facts only
-    assert own.input_size == 224 and own.mean == (127.0,) * 3 and own.std == (128.0,) * 3
-    assert own.value_range == (0.0, 255.0)
-    _, info = load_model(spec)
-    assert info.input_size == 300 and info.mean == (0.5,) * 3 and info.std == (0.25,) * 3
-    assert info.value_range == (0, 1) and info.extra["native_input_size"] == 224
-    assert len(info.class_names) == 1000
