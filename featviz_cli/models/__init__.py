@@ -1,10 +1,15 @@
-"""Models: the registry, and ``load_model`` which applies a spec's preprocessing overrides."""
+"""Models: the registry, the built-in sources, and ``load_model`` which applies a spec's preprocessing overrides.
+
+Importing the package imports the built-in sources, whose decorators fill the registry.
+"""
 from __future__ import annotations
 
 import dataclasses
 from typing import TYPE_CHECKING
 
-from ._registry import ModelInfo, available_models, create_model, register_model, register_source
+from . import efficientnet_lite, python, timm, tiny, torchscript, torchvision  # noqa: F401 - they register
+from ._registry import available_models, create_model, register_model, register_source
+from .info import ModelInfo
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch.nn as nn

@@ -9,11 +9,13 @@ Two kinds of entry:
   with ``@register_source``; the builder receives the part after the slash.
 A spec with ``python:`` or ``checkpoint:`` is handled by the builder of the
 matching source (see ``create_model``).
+
+The registry imports no source: each source module imports it and registers itself,
+and the package ``__init__`` imports the built-in sources.
 """
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 from ..errors import ModelError
@@ -22,25 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch.nn as nn
 
     from ..config import ModelSpec
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What the engine must know about a model, as data.
-
-    The engine feeds the network ``(value_range[0] + x * (value_range[1] - value_range[0]) - mean) / std``
-    for an image ``x`` in [0, 1]; ``mean``/``std`` are on the ``value_range`` scale.
-    """
-
-    name: str
-    input_size: int = 224
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
-    value_range: tuple[float, float] = (0.0, 1.0)
-    class_names: tuple[str, ...] | None = None
-    weights: str | None = None
-    source: str = ""
-    extra: dict = field(default_factory=dict)
+    from .info import ModelInfo
 
 
 ModelBuilder = Callable[["ModelSpec"], "tuple[nn.Module, ModelInfo]"]
@@ -79,7 +63,6 @@ def create_model(spec: "ModelSpec") -> "tuple[nn.Module, ModelInfo]":
     """Build the model a spec names, in eval mode with frozen parameters."""
     import torch
 
-    _load_builtin_sources()
     # Random initial weights (``weights: none``, timm without pretrained) come from a fixed seed,
     # so the same spec builds the same network in every process; the caller's RNG is untouched.
     with torch.random.fork_rng(devices=[]):
@@ -108,7 +91,3 @@ def _build(spec: "ModelSpec") -> "tuple[nn.Module, ModelInfo]":
         )
     return module, info
 
-
-def _load_builtin_sources() -> None:
-    """Import the modules whose decorators fill the registry (late, to keep CLI start fast)."""
-    from . import efficientnet_lite, sources, tiny  # noqa: F401

@@ -25,9 +25,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ModelError
-from ._registry import ModelInfo, register_model
+from ..usercode import one_line
+from ._registry import register_model
+from .checkpoint import apply_state_dict, load_checkpoint, load_checkpoint_into, random_weights
 from .imagenet import imagenet_classes
-from .sources import _is_none, _one_line, apply_state_dict, load_checkpoint, load_checkpoint_into
+from .info import ModelInfo
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import ModelSpec
@@ -267,7 +269,7 @@ def _load_spec_weights(model: nn.Module, name: str, spec: "ModelSpec") -> str | 
     if spec.checkpoint:
         load_checkpoint_into(model, spec.checkpoint, trust=spec.trust_checkpoint)  # refuses TorchScript files
         return str(spec.checkpoint)
-    if _is_none(spec.weights):
+    if random_weights(spec.weights):
         return None
     v = _variant(name)
     if spec.weights is not None and spec.weights not in (*PRETRAINED_WEIGHTS, v.package):
@@ -309,7 +311,7 @@ def _build_from_spec(name: str, spec: "ModelSpec") -> tuple[nn.Module, ModelInfo
         model = build_efficientnet_lite(name, **spec.kwargs)
     except TypeError as e:
         raise ModelError(
-            f"model.kwargs: {name} takes only num_classes and dropout ({_one_line(e)}); remove the others."
+            f"model.kwargs: {name} takes only num_classes and dropout ({one_line(e)}); remove the others."
         ) from None
     weights = _load_spec_weights(model, name, spec)
     return model.eval(), _model_info(name, model, weights)

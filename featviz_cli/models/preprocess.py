@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ._registry import ModelInfo
+from .info import ModelInfo
 
 
 class Preprocess(nn.Module):

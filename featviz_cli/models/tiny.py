@@ -6,11 +6,16 @@ registry, hooks and engine in milliseconds. Layers: ``conv1``, ``act1``, ``conv2
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn as nn
 
-from ..config import ModelSpec
-from ._registry import ModelInfo, register_model
+from ._registry import register_model
+from .info import ModelInfo
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..config import ModelSpec
 
 CLASS_NAMES = tuple(f"class{i}" for i in range(10))
 

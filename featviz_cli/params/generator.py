@@ -8,8 +8,6 @@ never handed to the optimizer: only the latent changes (as Lucent's ``param/gan.
 """
 from __future__ import annotations
 
-import difflib
-import importlib
 import warnings
 from pathlib import Path
 from typing import Any, Mapping
@@ -20,6 +18,7 @@ import torch.nn.functional as F
 
 from ..errors import SpecError
 from ..hooks import first_tensor
+from ..usercode import FactoryField, load_factory
 from ._registry import register_param
 from .base import ImageParam
 
@@ -41,34 +40,19 @@ def load_generator(g: Mapping[str, Any]) -> nn.Module:
     return net
 
 
-def _from_python(target: str, kwargs: dict[str, Any]) -> nn.Module:
-    from ..models.sources import _cwd_on_path
+#: How ``param.generator.python`` reads in error messages (its own wording, kept from before the
+#: model and generator sources shared one importer).
+PYTHON_FIELD = FactoryField(
+    name=f"{FIELD}.python", error=SpecError,
+    example=", e.g. 'mygen:build' for build() in mygen.py.",
+    kwargs=f"{FIELD}.kwargs", call_kwargs="kwargs", returned=".",
+    import_failed="run featviz from the directory that holds it or add that directory to PYTHONPATH.",
+    check_callable=False, describe=_one_line,
+)
 
-    where = f"{FIELD}.python"
-    mod, sep, attr = target.strip().partition(":")
-    if not sep or not all(p.isidentifier() for p in mod.split(".") + attr.split(".")):
-        raise SpecError(where, f"{target!r} is not 'package.module:factory', e.g. 'mygen:build' for build() in mygen.py.")
-    with _cwd_on_path():
-        importlib.invalidate_caches()
-        try:
-            module = importlib.import_module(mod)
-        except Exception as e:  # noqa: BLE001 - the user's module may raise anything at import
-            raise SpecError(where, f"importing {mod!r} failed ({_one_line(e)}); run featviz from the directory "
-                                   "that holds it or add that directory to PYTHONPATH.") from None
-    obj: Any = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            close = difflib.get_close_matches(part, [n for n in dir(obj) if not n.startswith("_")], n=3)
-            hint = f" Did you mean {', '.join(close)}?" if close else ""
-            raise SpecError(where, f"{mod!r} has no attribute {attr!r}.{hint}")
-        obj = getattr(obj, part)
-    try:
-        net = obj(**kwargs)
-    except Exception as e:  # noqa: BLE001 - the user's code may raise anything
-        raise SpecError(where, f"{target}(**kwargs) raised {_one_line(e)}; fix the factory or param.generator.kwargs.") from None
-    if not isinstance(net, nn.Module):
-        raise SpecError(where, f"{target} returned {type(net).__name__}, not a torch.nn.Module.")
-    return net
+
+def _from_python(target: str, kwargs: dict[str, Any]) -> nn.Module:
+    return load_factory(target, kwargs, PYTHON_FIELD)
 
 
 def _from_torchscript(path: str) -> nn.Module:
