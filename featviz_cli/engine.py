@@ -21,7 +21,7 @@ from .config import Spec, sweep_only_field
 from .errors import OptimizationError, SpecError
 from .models import ModelInfo, load_model
 from .models.preprocess import Preprocess
-from .optimizers import make_optimizer
+from .optimizers import make_optimizer, set_lr
 from .recipe import Recipe, build_recipe, check_layers
 from .redirect import redirected_relus
 
@@ -172,7 +172,7 @@ def _loop(model: nn.Module, info: ModelInfo, pre: nn.Module, recipe: Recipe, exe
     """The steps themselves, on the rewritten network."""
     device, dtype, steps = execution.device, execution.dtype, recipe.steps
     objective, penalties, image, transform = recipe.objective, recipe.penalties, recipe.image, recipe.transform
-    generator = recipe.generator
+    generator, schedule = recipe.generator, recipe.schedule
     net = rt.Network(model, recipe.layers, device, dtype=dtype,
                      channels_last=rt.resolve_channels_last(execution.channels_last, device), compile=execution.compile)
     opt = make_optimizer(recipe.optimizer, image.params, recipe.lr)
@@ -235,6 +235,8 @@ def _loop(model: nn.Module, info: ModelInfo, pre: nn.Module, recipe: Recipe, exe
             with _scope("featviz.backward"):
                 (scaler.scale(loss) if scaler is not None else loss).backward()
             with _scope("featviz.optimizer"):
+                if not schedule.is_constant:
+                    set_lr(opt, recipe.lr * schedule.factor(step))
                 if scaler is not None:
                     scaler.step(opt)
                     scaler.update()

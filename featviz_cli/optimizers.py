@@ -7,6 +7,8 @@ frequencies in pixel space; the decorrelated Fourier space lowers them.
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Iterable
 
 import torch
@@ -47,3 +49,38 @@ def make_optimizer(kind: str, params: list[torch.Tensor], lr: float) -> torch.op
     if kind == "nadam":
         return torch.optim.NAdam(params, lr=lr)
     raise ValueError(f"unknown optimizer {kind!r}; use one of {', '.join(OPTIMIZERS)}")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The learning rate over a render's steps, as a factor of the base rate.
+
+    ``warmup`` steps rise linearly to 1; then ``constant`` stays at 1, and ``cosine`` falls
+    along a half cosine to ``final`` at the last step.
+    """
+
+    kind: str = "constant"
+    steps: int = 1
+    final: float = 0.1
+    warmup: int = 0
+
+    @property
+    def is_constant(self) -> bool:
+        """True when every step runs at the base rate."""
+        return self.kind == "constant" and self.warmup == 0
+
+    def factor(self, step: int) -> float:
+        """The factor at ``step`` (0-based)."""
+        if step < self.warmup:
+            return (step + 1) / (self.warmup + 1)
+        if self.kind == "constant":
+            return 1.0
+        span = max(1, self.steps - 1 - self.warmup)
+        t = min(1.0, (step - self.warmup) / span)
+        return self.final + (1 - self.final) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+    """Set every parameter group's learning rate."""
+    for group in opt.param_groups:
+        group["lr"] = lr

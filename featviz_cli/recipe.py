@@ -25,6 +25,7 @@ from .errors import SpecError
 from .hooks import OUTPUT, resolve_layer
 from .images import load_image
 from .models import ModelInfo
+from .optimizers import Schedule
 
 Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -45,6 +46,7 @@ class Recipe:
     steps: int
     optimizer: str = "adam"
     lr: float = 0.05
+    schedule: Schedule = field(default_factory=Schedule)
     thresholds: tuple[int, ...] = ()
     blur_every: int = 0
     blur_sigma: float = 0.5
@@ -74,12 +76,13 @@ def build_recipe(spec: Spec, info: ModelInfo, device: torch.device) -> Recipe:
     return Recipe(
         objective=objective,
         image=image,
-        transform=build_transform(spec.transforms, info.input_size if spec.resize_to_model else None),
+        transform=build_transform(spec.transforms, info.input_size if spec.resize_to_model else None, spec.views),
         penalties=build_penalties(spec.regularizers, photo),
         generator=generator,
         steps=spec.steps,
         optimizer=spec.optimizer.type,
         lr=spec.optimizer.lr,
+        schedule=Schedule(spec.optimizer.schedule, spec.steps, spec.optimizer.final_lr, spec.optimizer.warmup),
         thresholds=tuple(spec.thresholds),
         blur_every=spec.regularizers.blur_every,
         blur_sigma=spec.regularizers.blur_sigma,
@@ -146,9 +149,10 @@ def transform_of(t: TransformSpec) -> tf.Transform:
     return tf.Rotate(tuple(t.degrees or (0.0,)))
 
 
-def build_transform(transforms: Sequence[TransformSpec], out_size: int | None) -> Transform:
-    """The composed transform of a ``transforms:`` list, resizing to ``out_size`` (the model's input) if given."""
-    return tf.compose([transform_of(t) for t in transforms], out_size=out_size)
+def build_transform(transforms: Sequence[TransformSpec], out_size: int | None, views: int = 1) -> Transform:
+    """The composed transform of a ``transforms:`` list, resizing to ``out_size`` (the model's input) if given,
+    with ``views`` random draws of it per image and step."""
+    return tf.compose([transform_of(t) for t in transforms], out_size=out_size, views=views)
 
 
 def build_penalties(r: RegularizerSpec, photo: torch.Tensor | None = None) -> obj.Objective | None:

@@ -207,11 +207,14 @@ def _resample(x: torch.Tensor, group: Sequence[Geometric], out_size: int | None,
     return F.grid_sample(x, grid, mode="bilinear", padding_mode=mode, align_corners=False)
 
 
-def compose(transforms: Sequence[Transform], out_size: int | None = None) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
+def compose(transforms: Sequence[Transform], out_size: int | None = None,
+            views: int = 1) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
     """Chain transforms into one ``(images, generator) -> images`` closure.
 
     Consecutive geometric transforms are fused into a single resampling; ``out_size``
-    resizes the result (the model's input size) within that same resampling.
+    resizes the result (the model's input size) within that same resampling. With ``views``
+    above 1 every image is transformed that many times, each with its own random draw
+    (view-major: view k of image i at ``k * B + i``, as ``Crops`` orders its crops).
     """
     stages: list[list[Geometric] | PixelFn] = []
     for t in transforms:
@@ -225,6 +228,8 @@ def compose(transforms: Sequence[Transform], out_size: int | None = None) -> Cal
     scheduled = [t for t in transforms if hasattr(t, "set_progress")]
 
     def apply(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        if views > 1:
+            x = x.repeat(views, 1, 1, 1)
         for i, stage in enumerate(stages):
             if isinstance(stage, list):
                 x = _resample(x, stage, out_size if i == last_geo else None, gen)

@@ -13,7 +13,7 @@ MODULES = ("spec", "coerce", "rules", "load", "schema")
 #: What code outside the package imported from ``featviz_cli.config`` when it became a package,
 #: and the module that now holds each name.
 HOMES = {
-    "SWEEP_BATCH_DEFAULTS": "spec", "GeneratorSpec": "spec", "ModelSpec": "spec", "ObjectiveSpec": "spec",
+    "LATER_FIELDS": "spec", "SWEEP_BATCH_DEFAULTS": "spec", "GeneratorSpec": "spec", "ModelSpec": "spec", "ObjectiveSpec": "spec",
     "ParamSpec": "spec", "Spec": "spec", "TransformSpec": "spec", "spec_to_dict": "spec",
     "standard_transforms": "spec", "RegularizerSpec": "spec", "apply_override": "load", "batch_size": "rules", "parse_unit_range": "rules",
     "sweep_only_field": "rules", "term_path": "rules", "load_spec": "load", "parse_spec": "load",

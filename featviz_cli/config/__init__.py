@@ -12,6 +12,7 @@ from .load import apply_override, load_spec, parse_spec
 from .rules import batch_size, parse_unit_range, sweep_only_field, term_path
 from .schema import json_schema
 from .spec import (
+    LATER_FIELDS,
     SWEEP_BATCH_DEFAULTS,
     GeneratorSpec,
     ModelSpec,
@@ -25,6 +26,7 @@ from .spec import (
 )
 
 __all__ = [
+    "LATER_FIELDS",
     "SWEEP_BATCH_DEFAULTS",
     "GeneratorSpec",
     "ModelSpec",

@@ -188,6 +188,11 @@ class OptimizerSpec:
         "x -= lr * sign(gradient); nadam: Adam with Nesterov momentum (MACO: lr 1.0).",
     )
     lr: float = _f(0.05, help="Learning rate.", gt=0, le=1e6)
+    schedule: Literal["constant", "cosine"] = _f(
+        "constant", help="Learning rate over the steps. cosine: from lr down to lr * final_lr along a half cosine."
+    )
+    final_lr: float = _f(0.1, help="cosine: the last step's learning rate as a fraction of lr.", ge=0, le=1)
+    warmup: int = _f(0, help="Steps over which the learning rate first rises linearly from 0 to lr.", ge=0)
 
 
 @dataclass
@@ -199,6 +204,10 @@ class OutputSpec:
     images: bool = _f(True, help="Write one PNG per image at full resolution.")
     labels: bool = _f(True, help="Label the grid cells with the units.")
 
+
+#: Fields added after sweeps first recorded a spec hash (dotted paths). A sweep's hash leaves each
+#: out while it has its default value, so output directories made before it existed still resume.
+LATER_FIELDS: tuple[str, ...] = ("views", "optimizer.schedule", "optimizer.final_lr", "optimizer.warmup")
 
 #: Default units per optimization batch of a sweep, by device type (``sweep.batch: null``).
 SWEEP_BATCH_DEFAULTS: dict[str, int] = {"cpu": 16, "cuda": 64, "mps": 64}
@@ -266,6 +275,10 @@ class Spec:
         factory=standard_transforms, help="'standard' (Lucid's set), 'none', or a list of transforms."
     )
     resize_to_model: bool = _f(True, help="Resize transformed images to the model's native input size.")
+    views: int = _f(
+        1, help="Random transformed views of each image per step (each its own draw of the transforms); the "
+        "objective is averaged over them.", ge=1, le=256,
+    )
     regularizers: RegularizerSpec = _f(factory=RegularizerSpec, help="Frequency penalties.")
     optimizer: OptimizerSpec = _f(factory=OptimizerSpec, help="Optimizer.")
     steps: int = _f(512, help="Optimization steps.", ge=1)

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from ..config import SWEEP_BATCH_DEFAULTS, Spec, parse_unit_range, spec_to_dict, term_path
+from ..config import LATER_FIELDS, SWEEP_BATCH_DEFAULTS, Spec, parse_unit_range, spec_to_dict, term_path
 from ..errors import LayerError, SpecError
 from ..outputs import sanitize_filename, sha256_bytes
 
@@ -158,6 +158,14 @@ def hashed_view(spec: Spec, layers: list[LayerPlan], batch_size: int) -> dict[st
     view = spec_to_dict(spec)
     for key in UNHASHED:
         view.pop(key, None)
+    defaults = spec_to_dict(Spec())
+    for path in LATER_FIELDS:
+        *parents, last = path.split(".")
+        node, default = view, defaults
+        for part in parents:
+            node, default = node[part], default[part]
+        if node.get(last) == default.get(last):
+            node.pop(last, None)
     view["sweep"] = {"batch": batch_size}
     view["units"] = {lp.layer: list(lp.units) for lp in layers}
     return view
