@@ -23,8 +23,9 @@ def number(value: Any) -> str:
 @functools.lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
     """The templates' environment (built once): autoescape, StrictUndefined, the ``number`` and ``fmt`` filters."""
+    loader = jinja2.PackageLoader("featviz_cli", "templates")
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("featviz_cli", "templates"),
+        loader=loader,
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -34,7 +35,7 @@ def environment() -> jinja2.Environment:
     env.filters["number"] = number
     env.filters["fmt"] = format  # {{ x|fmt(".3g") }}: Python's format specification
     # Read as text, not rendered as a template: the stylesheet is CSS, and CSS braces are not Jinja's.
-    env.globals["stylesheet"] = Markup(env.loader.get_source(env, STYLESHEET)[0])
+    env.globals["stylesheet"] = Markup(loader.get_source(env, STYLESHEET)[0])
     return env
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import posixpath
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote
 
 from ..errors import OutputError
@@ -93,15 +93,14 @@ def _href(page: str, target: str) -> str:
 
 def _links(page: str, nav: Nav) -> list[dict[str, str | None]]:
     """The header's links: ``index`` (unless up is the index), then up/prev/next with their ``rel``."""
-    href: Callable[[str], str] = lambda target: _href(page, target)  # noqa: E731
     up = nav.get("up")
     links: list[dict[str, str | None]] = []
     if not (page == INDEX_FILE or (up and up[0] == INDEX_FILE)):
-        links.append({"rel": None, "href": href(INDEX_FILE), "text": "index"})
+        links.append({"rel": None, "href": _href(page, INDEX_FILE), "text": "index"})
     for rel in ("up", "prev", "next"):
         target = nav.get(rel)
         if target:
-            links.append({"rel": rel, "href": href(target[0]), "text": f"{ARROWS[rel]} {target[1]}"})
+            links.append({"rel": rel, "href": _href(page, target[0]), "text": f"{ARROWS[rel]} {target[1]}"})
     return links
 
 
