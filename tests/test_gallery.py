@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from featviz_cli import gallery
+from featviz_cli.sweep import gallery
 from featviz_cli.cli import app
 from featviz_cli.config import parse_spec
 from featviz_cli.sweep import run_sweep

@@ -126,7 +126,7 @@ def rebuild(out: str | Path, *, page_size: int | None = None) -> Rebuilt:
     Runs under the directory's lock, so shards finishing together take turns; leftover
     temporary files of shared files and of done units are removed.
     """
-    from .. import gallery
+    from . import gallery
 
     out = Path(out).resolve()
     with run_lock(out) as locked:
@@ -195,7 +195,7 @@ def _remove_stale(out: Path, top: str, keep: set[str]) -> None:
 
 def _remove_shared_temps(out: Path, entries: list[dict[str, Any]], layers: list[LayerPlan]) -> None:
     """Delete temp files left by killed writers of shared files, and of units that are done."""
-    from ..gallery import INDEX_FILE
+    from .gallery import INDEX_FILE
 
     for name in (RUN_FILE, MANIFEST_FILE, INDEX_FILE):
         remove_temps(out, name + ".")

@@ -146,7 +146,7 @@ def _short(v: Any) -> str:
 
 def archive_run(out: Path, record: dict[str, Any]) -> Path:
     """Move a sweep's files (not ``examples/``) to ``OUT/archive/<hash>/``; return that directory."""
-    from ..gallery import GALLERY_DIR, INDEX_FILE
+    from .gallery import GALLERY_DIR, INDEX_FILE
 
     base = ensure_dir(out, ARCHIVE_DIR)
     dest = base / record["spec_hash"][:12]

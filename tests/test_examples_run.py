@@ -1,0 +1,228 @@
+"""A spec in, files out (featviz_cli/examples/run.py): the spec's dataset section, the layers it names, the
+checkpoint it resumes, and ``featviz examples`` / ``featviz render`` through the CLI, killed and rerun."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+from typer.testing import CliRunner
+
+import featviz_cli
+from featviz_cli import cli
+from featviz_cli.cli import app
+from featviz_cli.config import json_schema, load_spec, parse_spec
+from featviz_cli.errors import SpecError
+from featviz_cli.examples.run import run_examples, spec_layers
+from featviz_cli.hooks import OUTPUT
+
+from conftest import featviz_cmd
+from examples_fixtures import make_image, red_folder
+
+
+@pytest.fixture(autouse=True)
+def _no_sticky_debug(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(cli._state, "debug", False)
+
+
+def test_dataset_section_validates_and_is_in_the_schema(tiny_spec: dict) -> None:
+    spec = parse_spec({**tiny_spec, "dataset": {"images": "photos", "k": 4, "bottom": True}})
+    assert (spec.dataset.images, spec.dataset.k, spec.dataset.bottom, spec.dataset.workers) == ("photos", 4, True, 2)
+    with pytest.raises(SpecError, match="dataset.k: must be >= 1"):
+        parse_spec({**tiny_spec, "dataset": {"k": 0}})
+    with pytest.raises(SpecError, match="dataset.imgs: unknown key. Did you mean 'images'"):
+        parse_spec({**tiny_spec, "dataset": {"imgs": "x"}})
+    props = json_schema()["properties"]["dataset"]["properties"]
+    assert {"images", "k", "bottom", "layers", "batch_size", "workers", "checkpoint_every", "rf_mass"} <= set(props)
+
+
+def _spec_file(tmp_path: Path, data: dict[str, Any]) -> Path:
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def test_cli_examples_writes_pages_and_resumes(tmp_path: Path, tiny_spec: dict) -> None:
+    red_folder(tmp_path / "images")
+    (tmp_path / "images" / "bad.jpg").write_bytes(b"nope")
+    spec = _spec_file(tmp_path, {**tiny_spec, "objective": {"type": "channel", "layer": "act2", "unit": 3}})
+    args = ["examples", str(spec), "--images", str(tmp_path / "images"), "--out", str(tmp_path / "out"),
+            "--k", "2", "--workers", "0", "--batch-size", "4", "--set", "dataset.layers=[act1, act3]"]
+    runner = CliRunner()
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    pages = first.stdout.split()
+    assert pages == [str(tmp_path / "out" / "examples" / name / "index.html") for name in ("act1", "act3")]
+    docs = {name: json.loads((tmp_path / "out" / "examples" / name / "examples.json").read_text())
+            for name in ("act1", "act3")}
+    assert len(docs["act1"]["units"]) <= 8 and docs["act3"]["activation_shape"] == [32, 8, 8]
+    assert docs["act1"]["unreadable"] == 1 and docs["act1"]["images_seen"] == 12
+    assert "Ranked 12 image(s) for 2 layer(s) (1 unreadable), at" in first.stderr
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and "resuming from" in again.stderr and "13 of 13 images" in again.stderr
+    assert "(1 unreadable), all from the checkpoint" in again.stderr
+    assert json.loads((tmp_path / "out" / "examples" / "act3" / "examples.json").read_text()) == docs["act3"]
+
+
+def test_cli_examples_input_errors(tmp_path: Path, tiny_spec: dict) -> None:
+    runner = CliRunner()
+    spec = _spec_file(tmp_path, tiny_spec)
+    result = runner.invoke(app, ["examples", str(spec), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "dataset.images: no image folder; give --images DIR" in result.stderr
+    result = runner.invoke(app, ["examples", str(spec), "--images", str(tmp_path / "nope")])
+    assert result.exit_code == 2 and "not a folder" in result.stderr
+    make_image(tmp_path / "imgs" / "a.png")
+    result = runner.invoke(app, ["examples", str(spec), "--images", str(tmp_path / "imgs"), "--out",
+                                 str(tmp_path / "o"), "--set", "dataset.layers=[act9]"])
+    assert result.exit_code == 2 and "dataset.layers: no layer 'act9'" in result.stderr
+
+
+SLOW_MODEL = '''
+import time
+import torch
+import torch.nn as nn
+
+
+class Slow(nn.Module):
+    """A tiny convnet that takes 40 ms per forward, so a pass can be killed half-way."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, stride=2, padding=1)
+        self.act = nn.ReLU()
+        self.featviz_info = {"input_size": 16, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
+
+    def forward(self, x):
+        time.sleep(0.04)
+        return self.act(self.conv(x))
+
+
+def build():
+    torch.manual_seed(0)
+    return Slow()
+'''
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(featviz_cli.__file__).parent.parent),
+                                                      env.get("PYTHONPATH")]))
+    return env
+
+
+def _tree(directory: Path) -> dict[str, str]:
+    """sha256 of every file under a layer directory."""
+    return {p.relative_to(directory).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_sigkill_mid_pass_then_rerun_gives_the_uninterrupted_result(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "slowmodel.py").write_text(SLOW_MODEL)
+    rng = np.random.default_rng(0)
+    for i in range(120):
+        path = tmp_path / "images" / f"part{i // 50}" / f"{i:03d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(path)
+    spec = _spec_file(tmp_path, {"model": {"name": "slow", "python": "slowmodel:build"},
+                                 "objective": {"type": "channel", "layer": "act", "unit": 0}, "device": "cpu",
+                                 "dataset": {"k": 3, "bottom": True, "workers": 1, "batch_size": 4,
+                                             "checkpoint_every": 8}})
+
+    def command(out: str) -> list[str]:
+        return featviz_cmd() + ["examples", str(spec), "--images", str(tmp_path / "images"), "--out",
+                                str(tmp_path / out), "--quiet"]
+
+    def checkpoint_done(out: str) -> int:
+        found = list((tmp_path / out / "examples").glob("checkpoint-*.pt"))
+        return int(torch.load(found[0], weights_only=True)["done"]) if found else -1
+
+    done_at_kill = []
+    for _ in range(2):  # kill it twice, each time after it has made progress past the last checkpoint
+        before = checkpoint_done("killed")
+        proc = subprocess.Popen(command("killed"), cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while checkpoint_done("killed") <= before + 8 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert proc.returncode == -signal.SIGKILL, proc.stderr.read()
+        done_at_kill.append(checkpoint_done("killed"))
+    assert 0 < done_at_kill[0] < done_at_kill[1] < 120, done_at_kill
+    assert not (tmp_path / "killed" / "examples" / "act" / "examples.json").exists()
+
+    resumed = subprocess.run(command("killed")[:-1], cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                             timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{done_at_kill[1]} of 120 images already done" in resumed.stderr
+    monkeypatch.chdir(tmp_path)  # the uninterrupted pass, in this process
+    straight = load_spec(spec, ["output.dir=straight", f"dataset.images={tmp_path / 'images'}"])
+    assert run_examples(straight)[0].resumed_from == 0
+    killed_dir, straight_dir = (tmp_path / d / "examples" / "act" for d in ("killed", "straight"))
+    doc = json.loads((killed_dir / "examples.json").read_text())
+    assert doc["images_seen"] == 120 and len(doc["units"]) == 4
+    assert doc == json.loads((straight_dir / "examples.json").read_text())
+    assert _tree(killed_dir) == _tree(straight_dir)
+    assert not list((tmp_path / "killed").rglob("*.tmp"))
+
+
+def test_spec_layers_default_to_the_objective(tiny_spec: dict) -> None:
+    terms = [{"type": "channel", "layer": "act2", "unit": 1}, {"type": "logit", "unit": 3},
+             {"type": "channel", "layer": "act2", "unit": 2}]
+    assert spec_layers(parse_spec({**tiny_spec, "objective": terms})) == ["act2", OUTPUT]
+    spec = parse_spec({**tiny_spec, "dataset": {"layers": ["act1"]}})
+    assert spec_layers(spec) == ["act1"]
+
+
+def test_render_with_a_dataset_section_also_writes_the_examples(tmp_path: Path, tiny_spec: dict) -> None:
+    red_folder(tmp_path / "images")
+    spec = _spec_file(tmp_path, {**tiny_spec, "dataset": {"images": str(tmp_path / "images"), "k": 2,
+                                                            "workers": 0}})
+    result = CliRunner().invoke(app, ["render", str(spec), "--out", str(tmp_path / "out"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split() == [str(tmp_path / "out" / "grid.png"),
+                                     str(tmp_path / "out" / "examples" / "act2" / "index.html")]
+    doc = json.loads((tmp_path / "out" / "examples" / "act2" / "examples.json").read_text())
+    assert doc["images_seen"] == 12 and len(doc["units"]["3"]["top"]) == 2
+    assert (tmp_path / "out" / "meta.json").exists()
+
+
+def test_a_sweep_spec_gives_examples_for_all_its_layers(tmp_path: Path, tiny_spec: dict) -> None:
+    data = {**tiny_spec, "objective": {"type": "channel", "layer": ["act1", "act3"], "units": "all"}}
+    assert spec_layers(parse_spec(data)) == ["act1", "act3"]
+    red_folder(tmp_path / "images")
+    spec = _spec_file(tmp_path, data)
+    result = CliRunner().invoke(app, ["examples", str(spec), "--images", str(tmp_path / "images"), "--out",
+                                      str(tmp_path / "atlas"), "--k", "1", "--workers", "0", "-q"])
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.split()) == 2
+
+
+def test_a_spec_s_checkpoint_keeps_its_fingerprint_and_name(tmp_path: Path, tiny_spec: dict,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    red_folder(tmp_path / "images")
+    monkeypatch.chdir(tmp_path)
+    spec = parse_spec({**tiny_spec, "output": {"dir": "out"},
+                       "dataset": {"images": "images", "k": 2, "workers": 0, "layers": ["act1", "act3"]}})
+    run_examples(spec)
+    model = {"name": "test_tiny", "weights": None, "checkpoint": None, "python": None, "pretrained": True,
+             "trust_checkpoint": False, "kwargs": {}, "input_size": None, "mean": None, "std": None,
+             "value_range": None}
+    fingerprint = {"format": 1, "model": model, "input_size": 32, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25],
+                   "value_range": [0.0, 1.0], "layers": ["act1", "act3"], "k": 2, "bottom": False,
+                   "images": str((tmp_path / "images").resolve()), "rf_mass": 0.9}
+    key = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:12]
+    base = tmp_path / "out" / "examples"
+    assert [p.name for p in base.glob("checkpoint-*.pt")] == [f"checkpoint-{key}.pt"]
+    assert torch.load(base / f"checkpoint-{key}.pt", weights_only=True)["fingerprint"] == fingerprint
