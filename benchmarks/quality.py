@@ -16,7 +16,6 @@ Writes a table (stdout and ``OUT/quality.md``), ``OUT/quality.json`` and a conta
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys
