@@ -507,12 +507,12 @@ def test_spectrum_command(tmp_path: Path) -> None:
 
 
 def test_spectrum_command_errors(tmp_path: Path) -> None:
-    proc = subprocess.run([*featviz_cmd(), "spectrum", str(tmp_path / "none")], capture_output=True, text=True,
-                          cwd=ROOT, env=subprocess_env())
-    assert proc.returncode == 2 and "not a directory" in proc.stderr
-    proc = subprocess.run([*featviz_cmd(), "spectrum", str(tmp_path)], capture_output=True, text=True, cwd=ROOT,
-                          env=subprocess_env())
-    assert proc.returncode == 2 and "no images found" in proc.stderr
+    procs = [subprocess.Popen([*featviz_cmd(), "spectrum", str(folder)], cwd=ROOT, env=subprocess_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for folder in (tmp_path / "none", tmp_path)]  # both at once: two processes, one wait
+    (_, missing), (_, empty) = (p.communicate(timeout=120) for p in procs)
+    assert procs[0].returncode == 2 and "not a directory" in missing
+    assert procs[1].returncode == 2 and "no images found" in empty
 
 
 # ---------------------------------------------------------------- layers
