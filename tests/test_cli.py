@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn as nn
+import typer
 import yaml
 from PIL import Image
 from typer.testing import CliRunner
@@ -21,9 +22,12 @@ from typer.testing import CliRunner
 import featviz_cli
 from featviz_cli import cli
 from featviz_cli.cli import app
+from featviz_cli.config import parse_spec
+from featviz_cli.errors import LayerError, OptimizationError, SpecError
 from featviz_cli.models import ModelInfo, _registry
 
-from conftest import featviz_cmd
+from conftest import DATA, ROOT, featviz_cmd
+from core_helpers import subprocess_env
 
 STEP_LINE = re.compile(r"^step (\d+)/(\d+) objective \S+$")
 
@@ -47,17 +51,9 @@ def _spec_file(tmp_path: Path, data: dict[str, Any], name: str = "spec.yaml") ->
     return path
 
 
-def _env() -> dict[str, str]:
-    """The environment for subprocesses: no forced colour/terminal, so output is plain."""
-    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")}
-    env["NO_COLOR"] = "1"
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(featviz_cli.__file__).parent.parent),
-                                                      env.get("PYTHONPATH")]))
-    return env
-
-
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(featviz_cmd() + args, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=120)
+    return subprocess.run(featviz_cmd() + args, cwd=cwd, env=subprocess_env(), capture_output=True, text=True,
+                          timeout=120)
 
 
 def _one_error_line(stderr: str) -> str:
@@ -133,6 +129,51 @@ def test_schema_prints_json(runner: CliRunner) -> None:
     assert schema["required"] == ["objective"]
     assert "steps" in schema["properties"]
     assert result.stderr == ""
+
+
+# ---------------------------------------------------------------- the error boundary
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "line"),
+    [
+        (SpecError("steps", "must be >= 1, got 0."), 2, "Error: steps: must be >= 1, got 0."),
+        (LayerError("objective.layer: no layer 'x'."), 2, "Error: objective.layer: no layer 'x'."),
+        (OptimizationError("the objective became nan at step 3"), 1, "Error: the objective became nan at step 3"),
+        (KeyboardInterrupt(), 130, "Interrupted; files already written are complete."),
+        (ValueError("odd"), 1, "Error: unexpected ValueError: odd (rerun with --debug for the traceback)"),
+    ],
+    ids=["spec", "layer", "optimization", "interrupt", "unexpected"],
+)
+def test_the_error_boundary_maps_errors_to_one_line_and_an_exit_code(
+        error: BaseException, code: int, line: str, capsys: pytest.CaptureFixture[str]) -> None:
+    @cli.command
+    def fails() -> None:
+        """A command that fails."""
+        raise error
+
+    with pytest.raises(typer.Exit) as e:
+        fails()
+    assert e.value.exit_code == code
+    captured = capsys.readouterr()
+    assert captured.err == line + "\n" and captured.out == ""
+    assert fails.__doc__ == "A command that fails." and fails.__name__ == "fails"
+
+
+def test_the_error_boundary_reraises_with_debug(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(cli._state, "debug", True)
+
+    @cli.command
+    def fails() -> None:
+        raise SpecError("steps", "bad")
+
+    with pytest.raises(SpecError):
+        fails()
+
+
+def test_every_command_goes_through_the_error_boundary() -> None:
+    for registered in app.registered_commands:
+        assert getattr(registered.callback, "__wrapped__", None) is not None, registered.callback.__name__
 
 
 # ---------------------------------------------------------------- validate
@@ -452,6 +493,28 @@ def test_huge_learning_rate_is_refused_before_rendering(runner: CliRunner, tmp_p
     assert not (tmp_path / "out").exists()
 
 
+# ---------------------------------------------------------------- spectrum
+
+
+def test_spectrum_command(tmp_path: Path) -> None:
+    out = tmp_path / "spec.pt"
+    res = CliRunner().invoke(app, ["spectrum", str(DATA), "-o", str(out), "--size", "32"])
+    assert res.exit_code == 0, res.output
+    assert str(out) in res.stdout and out.is_file()
+    spec = parse_spec({"objective": {"type": "channel", "layer": "act2", "unit": 0},
+                       "param": {"type": "maco", "size": 16, "spectrum": str(out)}})
+    assert spec.param.spectrum == str(out)
+
+
+def test_spectrum_command_errors(tmp_path: Path) -> None:
+    procs = [subprocess.Popen([*featviz_cmd(), "spectrum", str(folder)], cwd=ROOT, env=subprocess_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for folder in (tmp_path / "none", tmp_path)]  # both at once: two processes, one wait
+    (_, missing), (_, empty) = (p.communicate(timeout=120) for p in procs)
+    assert procs[0].returncode == 2 and "not a directory" in missing
+    assert procs[1].returncode == 2 and "no images found" in empty
+
+
 # ---------------------------------------------------------------- layers
 
 
@@ -564,7 +627,7 @@ def test_terminal_error_message_is_printed_literally(tmp_path: Path, tiny_spec: 
     spec = _spec_file(tmp_path, tiny_spec)
     master, slave = pty.openpty()
     try:
-        proc = subprocess.run(featviz_cmd() + ["validate", str(spec)], cwd=tmp_path, env=_env(),
+        proc = subprocess.run(featviz_cmd() + ["validate", str(spec)], cwd=tmp_path, env=subprocess_env(),
                               stdout=subprocess.PIPE, stderr=slave, timeout=60)
     finally:
         os.close(slave)

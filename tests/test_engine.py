@@ -1,28 +1,46 @@
-"""The engine: the Python API, truncation during a render, penalties, snapshots, devices, NaN."""
+"""engine.py: the render loop (truncation, freezing, seeds, penalties, snapshots, errors), each technique in a
+whole render, the model left as it was when a render fails mid-loop, and the same bytes in two processes."""
 from __future__ import annotations
 
-from typing import Any
+import copy
+import json
+import subprocess
+from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 import torch
+import torch.nn as nn
+import yaml
 
-import featviz_cli
-from featviz_cli.config import parse_spec
-from featviz_cli.engine import render
+from featviz_cli import engine
+from featviz_cli.config import ModelSpec, parse_spec
+from featviz_cli.engine import Optimized, render
+from featviz_cli.errors import LayerError, OptimizationError
+from featviz_cli.hooks import forward_to
+from featviz_cli.images import load_image
+from featviz_cli.models import ModelInfo, load_model
 from featviz_cli.models.preprocess import Preprocess
-from featviz_cli.runtime import pick_device, resolve_precision as pick_precision
-from featviz_cli.errors import LayerError, OptimizationError, SpecError
-from featviz_cli.models import ModelInfo
+from featviz_cli.objectives import Objective, gram_cosine
+from featviz_cli.optimizers import OPTIMIZERS
+from featviz_cli.recipe import build_recipe
+from featviz_cli.redirect import relu_modules
+from featviz_cli.runtime import Execution
+
+from conftest import DATA, featviz_cmd
+from core_helpers import CPU, ROOT, subprocess_env
+
+PHOTO = str(DATA / "chelsea.jpg")
 
 
-def test_api_render_returns_images_and_writes_nothing(tiny_spec: dict[str, Any], tmp_path, monkeypatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    result = featviz_cli.render(tiny_spec)
-    assert result.images.shape == (1, 3, 16, 16)
-    assert 0 <= result.images.min() and result.images.max() <= 1
-    assert result.labels == ["act2:3"] and len(result.values) == 1
-    assert len(result.curve) == 4 and result.description == "channel act2:3"
-    assert list(tmp_path.iterdir()) == []
+def _values_at(model: nn.Module, info: ModelInfo, images: torch.Tensor, layer: str) -> torch.Tensor:
+    """``layer``'s activations for ``images`` as they are (resized to the model input, preprocessed)."""
+    x = nn.functional.interpolate(images, size=info.input_size, mode="bilinear", align_corners=False)
+    with torch.no_grad():
+        return forward_to(model, Preprocess(info)(x), [layer])[layer]
+
+
+# ---------------------------------------------------------------- the loop
 
 
 def test_later_layers_never_run_during_a_render(tiny_spec: dict[str, Any], tiny_model) -> None:
@@ -49,14 +67,18 @@ def test_same_seed_same_images_other_seed_differs(tiny_spec: dict[str, Any]) -> 
     assert not torch.equal(a.images, c.images)
 
 
-def test_total_variation_penalty_smooths(tiny_spec: dict[str, Any]) -> None:
-    def tv(x: torch.Tensor) -> float:
-        return float((x[..., 1:] - x[..., :-1]).abs().mean() + (x[..., 1:, :] - x[..., :-1, :]).abs().mean())
-
-    base = {**tiny_spec, "steps": 20, "param": {"type": "pixel", "size": 16, "sd": 0.5}}
-    plain = render(parse_spec(base))
-    smooth = render(parse_spec({**base, "regularizers": {"tv": 50.0}}))
-    assert tv(smooth.images) < 0.8 * tv(plain.images)
+def test_optimize_returns_what_the_loop_made(tiny_spec: dict[str, Any], tiny_model) -> None:
+    model, info = tiny_model
+    spec = parse_spec({**tiny_spec, "thresholds": [2], "relu_redirect": 3})
+    recipe = build_recipe(spec, info, CPU)
+    seen: list[tuple[int, int]] = []
+    run = engine.optimize(model, info, recipe, Execution(CPU), progress=lambda d, t, v: seen.append((d, t)),
+                          progress_every=2)
+    assert isinstance(run, Optimized) and seen == [(2, 4), (4, 4)]
+    assert run.labels == ["act2:3"] and len(run.curve) == 4 and sorted(run.snapshots) == [2]
+    assert run.techniques == {"optimizer": "adam", "relu_redirect": {"steps": 3, "modules": 3}, "samples_per_step": 1}
+    assert {"batchnorm_folded", "fp32_strided_depthwise", "host_allocator", "channels_last"} <= set(run.runtime)
+    assert set(run.timings) == {"optimize_s", "step_ms"}
 
 
 def test_thresholds_snapshot(tiny_spec: dict[str, Any]) -> None:
@@ -82,21 +104,6 @@ def test_nan_is_an_optimization_error(tiny_spec: dict[str, Any], tiny_model) -> 
     model.conv1.register_forward_hook(lambda _m, _i, out: out * float("nan"))
     with pytest.raises(OptimizationError, match=r"became nan at step 1; lower optimizer.lr"):
         render(parse_spec({**tiny_spec, "steps": 6}), model=model, info=info, progress_every=1)
-
-
-def test_devices() -> None:
-    assert pick_device("cpu").type == "cpu"
-    if not torch.cuda.is_available():
-        assert pick_device("auto").type in ("cpu", "mps")
-        with pytest.raises(SpecError, match="device"):
-            pick_device("cuda:0")
-    # issue 5: auto is bf16 on CPUs with native bf16 (AMX / AVX-512 BF16), fp32 on others (BENCHMARKS.md)
-    from featviz_cli.runtime import cpu_has_native_bf16
-
-    assert pick_precision("auto", torch.device("cpu")) is (torch.bfloat16 if cpu_has_native_bf16() else None)
-    assert pick_precision("bf16", torch.device("cpu")) is torch.bfloat16
-    with pytest.raises(SpecError, match="precision"):
-        pick_precision("fp16", torch.device("cpu"))
 
 
 def test_bf16_on_cpu_still_rises(tiny_spec: dict[str, Any]) -> None:
@@ -140,3 +147,422 @@ def test_token_layers_of_vision_transformers(kind: str) -> None:
                        "steps": 15, "device": "cpu"})
     r = render(spec, model=model, info=info)
     assert r.curve[-1] > r.curve[0]
+
+
+# ---------------------------------------------------------------- penalties
+
+
+def test_total_variation_penalty_smooths(tiny_spec: dict[str, Any]) -> None:
+    def tv(x: torch.Tensor) -> float:
+        return float((x[..., 1:] - x[..., :-1]).abs().mean() + (x[..., 1:, :] - x[..., :-1, :]).abs().mean())
+
+    base = {**tiny_spec, "steps": 20, "param": {"type": "pixel", "size": 16, "sd": 0.5}}
+    plain = render(parse_spec(base))
+    smooth = render(parse_spec({**base, "regularizers": {"tv": 50.0}}))
+    assert tv(smooth.images) < 0.8 * tv(plain.images)
+
+
+def test_l2_penalty_pulls_the_image_towards_grey(tiny_spec: dict[str, Any]) -> None:
+    def to_grey(x: torch.Tensor) -> float:  # independent of lp_norm: the mean squared distance to 0.5
+        return float(((x.double() - 0.5) ** 2).mean())
+
+    base = {**tiny_spec, "steps": 20, "param": {"type": "pixel", "size": 16, "sd": 0.5}}
+    plain = render(parse_spec(base))
+    held = render(parse_spec({**base, "regularizers": {"l2": 20.0}}))
+    assert to_grey(held.images) < 0.7 * to_grey(plain.images)
+    assert held.description == plain.description == "channel act2:3"  # penalties are not the objective
+
+
+# ---------------------------------------------------------------- techniques in a whole render
+
+
+def test_cppn_render_raises_the_objective_smoothly(tiny_spec: dict[str, Any], tiny_model) -> None:
+    model, info = tiny_model
+    data = {**tiny_spec, "objective": {"type": "channel", "layer": "conv2", "units": [3, 14]}, "steps": 40,
+            "param": {"type": "cppn", "size": 32}, "optimizer": {"lr": 0.005}}
+    result = render(parse_spec(data), model=model, info=info)
+    assert sum(result.curve[-5:]) > sum(result.curve[:5]) + 0.2
+    img = result.images
+    assert not torch.allclose(img[0], img[1], atol=0.02)  # two networks, two images
+    assert result.techniques["param"].startswith("cppn(8 layers x 24)")
+
+
+def test_maco_render_raises_the_objective(tiny_spec: dict[str, Any], tiny_model) -> None:
+    model, info = tiny_model
+    spec = parse_spec({**tiny_spec, "objective": {"type": "channel", "layer": "conv2", "unit": 3},
+                       "param": {"type": "maco", "size": 32}, "steps": 30,
+                       "transforms": [{"type": "crops", "count": 4}, {"type": "noise"}],
+                       "optimizer": {"type": "nadam", "lr": 1.0}})
+    result = render(spec, model=model, info=info)
+    assert sum(result.curve[-5:]) > sum(result.curve[:5]) + 0.1
+    assert result.techniques["samples_per_step"] == 4
+
+
+def test_same_seed_same_maco_render(tiny_spec: dict[str, Any], tiny_model) -> None:
+    model, info = tiny_model
+    data = {**tiny_spec, "param": {"type": "maco", "size": 16}, "steps": 3,
+            "transforms": [{"type": "crops", "count": 3}, {"type": "noise"}]}
+    a, b = (render(parse_spec(data), model=model, info=info).images for _ in range(2))
+    assert torch.equal(a, b)
+
+
+def _photo_spec(tiny_spec: dict[str, Any], init_l2: float, steps: int = 20) -> dict[str, Any]:
+    return {**tiny_spec, "objective": {"type": "deepdream", "layer": "act2"}, "steps": steps,
+            "param": {"size": 32, "init_image": PHOTO}, "regularizers": {"init_l2": init_l2},
+            "optimizer": {"lr": 0.1}}
+
+
+def test_deepdream_on_a_photo_starts_there_and_init_l2_keeps_it_near(tiny_spec: dict[str, Any], tiny_model) -> None:
+    model, info = tiny_model
+    photo = load_image(PHOTO, 32)
+    free = render(parse_spec(_photo_spec(tiny_spec, 0.0)), model=model, info=info)
+    held = render(parse_spec(_photo_spec(tiny_spec, 50.0)), model=model, info=info)
+    d_free = float((free.images[0] - photo).pow(2).mean())
+    d_held = float((held.images[0] - photo).pow(2).mean())
+    assert 0 < d_held < 0.5 * d_free
+    assert "L2(image - init_image)" not in free.description  # penalties are not the objective
+    start = render(parse_spec(_photo_spec(tiny_spec, 0.0, steps=1) | {"optimizer": {"lr": 1e-9}}), model=model, info=info)
+    assert (start.images[0] - photo).abs().max() < 2e-3
+
+
+def _mean_pairwise(sim: torch.Tensor) -> float:
+    b = sim.shape[0]
+    return float(sim[~torch.eye(b, dtype=torch.bool)].mean())
+
+
+def _render_sim(tiny_spec: dict[str, Any], model, info, weight: float) -> tuple[float, list[float]]:
+    terms = [{"type": "channel", "layer": "act2", "unit": 3}]
+    if weight:
+        terms.append({"type": "diversity", "layer": "act2", "weight": weight})
+    spec = parse_spec({**tiny_spec, "objective": terms, "param": {"size": 32, "batch": 4}, "steps": 40})
+    result = render(spec, model=model, info=info)
+    return _mean_pairwise(gram_cosine(_values_at(model, info, result.images, "act2"))), result.values
+
+
+def test_diversity_lowers_the_mean_pairwise_gram_similarity(tiny_spec: dict[str, Any], tiny_model) -> None:
+    model, info = tiny_model
+    plain, _ = _render_sim(tiny_spec, model, info, 0.0)
+    diverse, _ = _render_sim(tiny_spec, model, info, 4.0)
+    assert plain > 0.95  # without the term the four images converge to the same style
+    assert diverse < plain - 0.1
+
+
+def test_images_of_a_diverse_batch_differ(tiny_spec: dict[str, Any], tiny_model) -> None:
+    model, info = tiny_model
+    tiny_spec.update(objective=[{"type": "channel", "layer": "act2", "unit": 3},
+                                {"type": "diversity", "layer": "act2", "weight": 4.0}],
+                     param={"size": 32, "batch": 3}, steps=20)
+    images = render(parse_spec(tiny_spec), model=model, info=info).images
+    for i in range(3):
+        for j in range(i + 1, 3):
+            assert (images[i] - images[j]).abs().mean() > 0.02
+
+
+def test_k_diverse_images_per_unit_in_one_batch(tiny_spec: dict[str, Any], tiny_model) -> None:
+    model, info = tiny_model
+    tiny_spec.update(objective=[{"type": "channel", "layer": "act2", "units": [1, 1, 5, 5]},
+                                {"type": "diversity", "layer": "act2", "group": 2}], steps=2)
+    result = render(parse_spec(tiny_spec), model=model, info=info)
+    assert result.labels == ["act2:1", "act2:1", "act2:5", "act2:5"]
+    assert "diversity act2, groups of 2" in result.description
+
+
+def _interp_spec(tiny_spec: dict[str, Any], frames: int = 5, steps: int = 3, **interp: Any) -> dict[str, Any]:
+    return {**tiny_spec, "objective": [{"type": "channel", "layer": "conv2", "unit": 3},
+                                       {"type": "channel", "layer": "conv2", "unit": 14}],
+            "interpolate": {"frames": frames, **interp}, "steps": steps}
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_frames_change_monotonically_from_a_to_b(tiny_spec: dict[str, Any], tiny_model, shared: bool) -> None:
+    model, info = tiny_model
+    spec = parse_spec({**_interp_spec(tiny_spec, frames=6, steps=60, shared=shared), "param": {"size": 32}})
+    result = render(spec, model=model, info=info)
+    act = _values_at(model, info, result.images, "conv2")
+    a, b = act[:, 3].mean((1, 2)), act[:, 14].mean((1, 2))
+    lead = (b - a).tolist()
+    assert all(x < y for x, y in zip(lead, lead[1:])), lead  # B gains on A frame by frame
+    assert lead[-1] - lead[0] > 0.3
+    if not shared:  # the shared parts pull every frame towards what the frames have in common
+        assert a[0] > b[0] and b[-1] > a[-1]
+    assert result.techniques["interpolation_weights_b"] == pytest.approx([f / 5 for f in range(6)])
+
+
+def test_shared_parts_make_neighbours_closer(tiny_spec: dict[str, Any], tiny_model) -> None:
+    model, info = tiny_model
+
+    def neighbour_distance(shared: bool) -> float:
+        spec = parse_spec({**_interp_spec(tiny_spec, frames=5, steps=30, shared=shared), "param": {"size": 32}})
+        images = render(spec, model=model, info=info).images
+        return float((images[1:] - images[:-1]).abs().mean())
+
+    assert neighbour_distance(True) < neighbour_distance(False)
+
+
+def test_same_seed_same_frames(tiny_spec: dict[str, Any], tiny_model) -> None:
+    model, info = tiny_model
+    spec = parse_spec(_interp_spec(tiny_spec, frames=3))
+    a, b = (render(spec, model=model, info=info).images for _ in range(2))
+    assert torch.equal(a, b)
+
+
+def test_unshared_interpolation_works_with_any_param(tiny_spec: dict[str, Any]) -> None:
+    data = {**_interp_spec(tiny_spec, frames=3, shared=False), "param": {"size": 16, "type": "cppn"}}
+    assert render(parse_spec(data)).images.shape == (3, 3, 16, 16)
+
+
+def test_engine_redirects_only_the_first_steps(tiny_spec: dict[str, Any], tiny_model, monkeypatch) -> None:
+    model, info = tiny_model
+    calls: list[bool] = []
+    real = engine.redirected_relus
+
+    def spy(m: nn.Module):
+        calls.append(True)
+        return real(m)
+
+    monkeypatch.setattr(engine, "redirected_relus", spy)
+    result = render(parse_spec({**tiny_spec, "steps": 6, "relu_redirect": 4}), model=model, info=info)
+    assert len(calls) == 4
+    assert result.techniques["relu_redirect"] == {"steps": 4, "modules": 3}
+    assert all("forward" not in m.__dict__ for m in relu_modules(model))
+
+
+def test_redirect_wakes_units_that_are_dead_at_the_start(tiny_spec: dict[str, Any], tiny_model) -> None:
+    model, info = tiny_model
+    # A channel of act2 that is exactly 0 for the grey start: without the redirect it never moves.
+    data = {**tiny_spec, "objective": {"type": "channel", "layer": "act2", "units": list(range(16))},
+            "param": {"size": 16, "sd": 1e-6}, "transforms": "none", "steps": 12}
+    off = render(parse_spec({**data, "relu_redirect": 0}), model=model, info=info)
+    on = render(parse_spec({**data, "relu_redirect": 8}), model=model, info=info)
+    dead = [i for i, v in enumerate(off.values) if v == 0.0]
+    assert dead, "expected some dead units in the tiny model"
+    assert any(on.values[i] > 0 for i in dead)
+    assert sum(on.values) > sum(off.values)
+
+
+@pytest.mark.parametrize("kind", OPTIMIZERS)
+def test_every_optimizer_renders_and_is_recorded(tiny_spec: dict[str, Any], tiny_model, kind: str) -> None:
+    model, info = tiny_model
+    lr = {"adam": 0.05, "sgd": 5.0, "sign": 0.01, "nadam": 0.05}[kind]
+    result = render(parse_spec({**tiny_spec, "optimizer": {"type": kind, "lr": lr}, "steps": 8}), model=model, info=info)
+    assert result.techniques["optimizer"] == kind
+    assert result.curve[-1] > result.curve[0]
+
+
+def test_sign_descent_on_pixels_makes_more_high_frequencies_than_adam_on_fft(tiny_spec: dict[str, Any],
+                                                                            tiny_model) -> None:
+    model, info = tiny_model
+
+    def high_frequency_share(param: dict, optimizer: dict) -> float:
+        data = {**tiny_spec, "param": {"size": 32, **param}, "optimizer": optimizer, "steps": 30,
+                "objective": {"type": "channel", "layer": "conv2", "unit": 3}}
+        img = render(parse_spec(data), model=model, info=info).images
+        power = torch.fft.rfft2(img - img.mean((2, 3), keepdim=True)).abs() ** 2
+        f = torch.sqrt(torch.fft.fftfreq(32)[:, None] ** 2 + torch.fft.rfftfreq(32)[None, :] ** 2)
+        return float(power[..., f > 0.25].sum() / power.sum())
+
+    sign_pixel = high_frequency_share({"type": "pixel", "decorrelate": False}, {"type": "sign", "lr": 0.01})
+    adam_fft = high_frequency_share({"type": "fft"}, {"type": "adam", "lr": 0.05})
+    assert sign_pixel > 2 * adam_fft
+
+
+# ---------------------------------------------------------------- a render that fails mid-loop
+
+
+class _Tripwire(nn.Module):
+    """Passes its input on; raises on the ``at``-th forward that builds a graph (a step, not a probe)."""
+
+    def __init__(self, record: Callable[[], None]) -> None:
+        super().__init__()
+        self.at: int | None = None
+        self.calls = 0
+        self.record = record
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.at is not None and torch.is_grad_enabled() and x.requires_grad:
+            self.calls += 1
+            if self.calls == self.at:
+                self.record()
+                raise RuntimeError("tripped mid-forward")
+        return x
+
+
+class _BNNet(nn.Module):
+    """conv-BN-ReLU6, a strided depthwise conv-BN-ReLU, a tripwire, a 1x1 head: every rewrite a render makes applies."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.bn, self.act = nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU6()
+        self.dw, self.dw_bn = nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=8, bias=False), nn.BatchNorm2d(8)
+        self.dw_act, self.trip, self.head = nn.ReLU(), _Tripwire(self.record), nn.Conv2d(8, 4, 1)
+        self.failed_with: dict[str, int] | None = None
+        g = torch.Generator().manual_seed(0)
+        for bn in (self.bn, self.dw_bn):  # non-trivial statistics, so a fold left in place would show
+            bn.running_mean.copy_(torch.randn(8, generator=g))
+            bn.running_var.copy_(torch.rand(8, generator=g) + 0.5)
+            bn.weight.data.copy_(torch.rand(8, generator=g) + 0.5)
+            bn.bias.data.copy_(torch.randn(8, generator=g))
+        self.eval()
+
+    def record(self) -> None:
+        """Note the rewrites in place now (called where the render fails)."""
+        self.failed_with = _rewrites(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.trip(self.dw_act(self.dw_bn(self.dw(self.act(self.bn(self.conv(x))))))))
+
+
+def _rewrites(model: nn.Module) -> dict[str, int]:
+    """What a render may have changed on ``model``: hooks, patched methods, BatchNorms in place."""
+    return {
+        "hooks": sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+                     + len(m._backward_pre_hooks) for m in model.modules()),
+        "patched_forwards": sum("forward" in m.__dict__ for m in model.modules()),
+        "patched_convs": sum("_conv_forward" in m.__dict__ for m in model.modules()),
+        "batchnorms": sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()),
+    }
+
+
+def _fail_in_forward(model: _BNNet, monkeypatch: pytest.MonkeyPatch) -> type[BaseException]:
+    model.trip.at = 3
+    return RuntimeError
+
+
+def _objective_turns_nan(model: _BNNet, monkeypatch: pytest.MonkeyPatch) -> type[BaseException]:
+    real = engine.optimize
+
+    def optimize(m, info, recipe, execution, **kw):  # noqa: ANN001, ANN003 - a pass-through
+        inner, calls = recipe.objective, [0]
+
+        def fn(acts: dict[str, torch.Tensor]) -> torch.Tensor:
+            values = inner(acts)
+            if torch.is_grad_enabled():
+                calls[0] += 1
+                if calls[0] == 3:
+                    model.record()
+                    return values * float("nan")
+            return values
+
+        recipe.objective = Objective(fn, layers=inner.layers, description=inner.description)
+        return real(m, info, recipe, execution, **kw)
+
+    monkeypatch.setattr(engine, "optimize", optimize)
+    return OptimizationError
+
+
+def _interrupted_step(model: _BNNet, monkeypatch: pytest.MonkeyPatch) -> type[BaseException]:
+    real = engine.make_optimizer
+
+    def make_optimizer(kind: str, params: list[torch.Tensor], lr: float) -> torch.optim.Optimizer:
+        opt, calls = real(kind, params, lr), [0]
+        step = opt.step
+
+        def interrupted(*a: Any, **kw: Any) -> Any:
+            calls[0] += 1
+            if calls[0] == 3:
+                model.record()
+                raise KeyboardInterrupt
+            return step(*a, **kw)
+
+        opt.step = interrupted  # type: ignore[method-assign]
+        return opt
+
+    monkeypatch.setattr(engine, "make_optimizer", make_optimizer)
+    return KeyboardInterrupt
+
+
+@pytest.mark.parametrize(
+    ("fail", "active"),
+    [
+        # mid-forward: the capture hook, both redirected ReLUs, the fp32 depthwise conv, both folds
+        (_fail_in_forward, {"hooks": 1, "patched_forwards": 2, "patched_convs": 1, "batchnorms": 0}),
+        (_objective_turns_nan, {"hooks": 0, "patched_forwards": 0, "patched_convs": 1, "batchnorms": 0}),
+        (_interrupted_step, {"hooks": 0, "patched_forwards": 0, "patched_convs": 1, "batchnorms": 0}),
+    ],
+    ids=["raises-in-forward", "objective-nan", "interrupted"],
+)
+def test_a_render_that_fails_mid_loop_leaves_the_model_as_it_was(fail, active: dict[str, int],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    model = _BNNet()
+    reference = copy.deepcopy(model)
+    modules, parameters = dict(model.named_modules()), dict(model.named_parameters())
+    assert _rewrites(model) == {"hooks": 0, "patched_forwards": 0, "patched_convs": 0, "batchnorms": 2}
+    error = fail(model, monkeypatch)
+    spec = parse_spec({"objective": {"type": "channel", "layer": "head", "unit": 0}, "param": {"size": 16},
+                       "steps": 6, "device": "cpu", "precision": "bf16", "relu_redirect": 6})
+    with pytest.raises(error):
+        render(spec, model=model, info=ModelInfo(name="bn_net", input_size=16), progress_every=1)
+    assert model.failed_with == active  # it failed with these rewrites in place
+    assert _rewrites(model) == {"hooks": 0, "patched_forwards": 0, "patched_convs": 0, "batchnorms": 2}
+    after = dict(model.named_modules())
+    assert after.keys() == modules.keys() and all(after[n] is m for n, m in modules.items())
+    ref_params = dict(reference.named_parameters())
+    for name, p in model.named_parameters():
+        assert p is parameters[name] and torch.equal(p, ref_params[name]), name
+    assert all(torch.equal(b, dict(reference.named_buffers())[n]) for n, b in model.named_buffers())
+    # The render leaves the weights it did not fold in channels_last (values unchanged); one memory format
+    # for both, so that the same sums run and the outputs can be compared bit for bit.
+    for m in (model, reference):
+        m.to(memory_format=torch.contiguous_format)
+    model.trip.at = None
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.equal(model(x), reference(x))
+
+
+# ---------------------------------------------------------------- the same bytes in two processes (Lite0)
+
+LITE0_LAYER, LITE0_BLOCK = "_blocks.5", 5
+
+
+@pytest.fixture(scope="module")
+def lite0_twice(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The same EfficientNet-Lite0 render (32 px, 4 steps, default precision) by two ``featviz render`` processes."""
+    tmp = tmp_path_factory.mktemp("lite0")
+    spec = tmp / "lite0.yaml"
+    spec.write_text(yaml.safe_dump({
+        "model": {"name": "efficientnet_lite0", "weights": "none", "input_size": 32},
+        "objective": {"type": "channel", "layer": LITE0_LAYER, "unit": 74},
+        "param": {"size": 32}, "steps": 4, "device": "cpu"}))
+    outs = [tmp / "a", tmp / "b"]
+    procs = [subprocess.Popen([*featviz_cmd(), "render", str(spec), "--out", str(out), "--quiet"], cwd=ROOT,
+                              env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for out in outs]  # both at once: two cores, half the wait
+    for proc in procs:
+        _, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr
+    return outs[0], outs[1]
+
+
+def _meta(out: Path) -> dict[str, Any]:
+    return json.loads((out / "meta.json").read_text())
+
+
+def test_lite0_renders_the_same_bytes_in_two_processes(lite0_twice: tuple[Path, Path]) -> None:
+    a, b = lite0_twice
+    meta_a, meta_b = _meta(a), _meta(b)
+    assert set(meta_a["files"]) == set(meta_b["files"]) and any(n != "grid.png" for n in meta_a["files"])
+    for name in meta_a["files"]:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    assert [i["objective"] for i in meta_a["images"]] == [i["objective"] for i in meta_b["images"]]
+    assert meta_a["loss_curve"] == meta_b["loss_curve"] and len(meta_a["loss_curve"]) == 4
+    assert meta_a["precision"] == meta_b["precision"]
+
+
+def test_lite0_render_folded_batchnorm(lite0_twice: tuple[Path, Path]) -> None:
+    model, _ = load_model(ModelSpec(name="efficientnet_lite0", weights="none"))
+    # every BatchNorm up to the objective's block: the stem's and those of blocks 0..5
+    upto = [n for n, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)
+            and (n == "_bn0" or (n.startswith("_blocks.") and int(n.split(".")[1]) <= LITE0_BLOCK))]
+    assert len(upto) == 1 + 2 + 3 * LITE0_BLOCK  # block 0 has no expansion conv
+    for out in lite0_twice:
+        assert _meta(out)["runtime"]["batchnorm_folded"] == len(upto)
+
+
+def test_lite0_render_ran_strided_depthwise_in_fp32_under_bf16(lite0_twice: tuple[Path, Path]) -> None:
+    meta = _meta(lite0_twice[0])
+    if meta["precision"] != "bfloat16":
+        pytest.skip(f"precision auto is {meta['precision']} on this CPU (no native bf16): no fp32 depthwise rewrite")
+    for out in lite0_twice:
+        # the depthwise convolutions of blocks 1, 3, 5 and 11 downsample
+        assert _meta(out)["runtime"]["fp32_strided_depthwise"] == 4

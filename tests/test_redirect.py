@@ -1,14 +1,10 @@
-"""Lucid's redirected ReLU gradient: its semantics, swapping module forwards safely, the engine's use."""
+"""redirect.py: Lucid's redirected ReLU gradient, and swapping module forwards safely (its use in a render: test_engine)."""
 from __future__ import annotations
-
-from typing import Any
 
 import pytest
 import torch
 import torch.nn as nn
 
-from featviz_cli.config import parse_spec
-from featviz_cli.engine import render
 from featviz_cli.redirect import redirected_relu, redirected_relu6, redirected_relus, relu_modules
 
 
@@ -120,34 +116,3 @@ def test_swaps_relu_modules_and_always_restores_them() -> None:
     x = torch.full((1, 3), -1.0, requires_grad=True)
     (-net(x.clone()).sum()).backward()
     assert x.grad.abs().sum() == 0
-
-
-def test_engine_redirects_only_the_first_steps(tiny_spec: dict[str, Any], tiny_model, monkeypatch) -> None:
-    model, info = tiny_model
-    import featviz_cli.engine as engine
-
-    calls: list[bool] = []
-    real = engine.redirected_relus
-
-    def spy(m: nn.Module):
-        calls.append(True)
-        return real(m)
-
-    monkeypatch.setattr(engine, "redirected_relus", spy)
-    result = render(parse_spec({**tiny_spec, "steps": 6, "relu_redirect": 4}), model=model, info=info)
-    assert len(calls) == 4
-    assert result.techniques["relu_redirect"] == {"steps": 4, "modules": 3}
-    assert all("forward" not in m.__dict__ for m in relu_modules(model))
-
-
-def test_redirect_wakes_units_that_are_dead_at_the_start(tiny_spec: dict[str, Any], tiny_model) -> None:
-    model, info = tiny_model
-    # A channel of act2 that is exactly 0 for the grey start: without the redirect it never moves.
-    data = {**tiny_spec, "objective": {"type": "channel", "layer": "act2", "units": list(range(16))},
-            "param": {"size": 16, "sd": 1e-6}, "transforms": "none", "steps": 12}
-    off = render(parse_spec({**data, "relu_redirect": 0}), model=model, info=info)
-    on = render(parse_spec({**data, "relu_redirect": 8}), model=model, info=info)
-    dead = [i for i, v in enumerate(off.values) if v == 0.0]
-    assert dead, "expected some dead units in the tiny model"
-    assert any(on.values[i] > 0 for i in dead)
-    assert sum(on.values) > sum(off.values)

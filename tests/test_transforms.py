@@ -1,13 +1,14 @@
-"""Transforms: seeded determinism, Lucid-compatible geometry, one fused resampling."""
+"""transforms.py: seeded determinism, Lucid-compatible geometry, one fused resampling, MACO's crops and noise."""
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from featviz_cli.config import standard_transforms
 from featviz_cli import transforms as tf
-from featviz_cli.transforms import Jitter, Pad, Rotate, Scale, compose, final_size, from_spec
+from featviz_cli.config import standard_transforms
+from featviz_cli.recipe import transform_of
+from featviz_cli.transforms import Crops, Jitter, Noise, Pad, Rotate, Scale, compose
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -18,17 +19,13 @@ def _img(b: int = 2, n: int = 16) -> torch.Tensor:
     return torch.rand(b, 3, n, n, generator=_gen(9))
 
 
-def test_standard_set_matches_lucid_sizes() -> None:
-    ts = [from_spec(t) for t in standard_transforms()]
-    assert ts[0] == Pad(12, "constant", 0.5)
-    assert isinstance(ts[1], Jitter) and ts[1].pixels == 8
-    assert isinstance(ts[2], Scale) and min(ts[2].factors) == 0.9 and max(ts[2].factors) == 1.1
-    assert isinstance(ts[3], Rotate) and ts[3].degrees.count(0.0) == 6
-    assert final_size(ts, 128) == 128 + 24 - 8 - 4
+def _lucid() -> list[tf.Transform]:
+    """Lucid's standard transforms (pad 12, jitter 8, scale, rotate, jitter 4), as the recipe builds them."""
+    return [transform_of(t) for t in standard_transforms()]
 
 
 def test_same_generator_state_same_output() -> None:
-    f = compose([from_spec(t) for t in standard_transforms()], out_size=32)
+    f = compose(_lucid(), out_size=32)
     x = _img()
     assert torch.equal(f(x, _gen(5)), f(x, _gen(5)))
     assert not torch.equal(f(x, _gen(5)), f(x, _gen(6)))
@@ -92,7 +89,7 @@ def test_pixel_callable_in_the_chain() -> None:
 
 def test_gradient_flows_through() -> None:
     x = _img(1, 16).requires_grad_(True)
-    compose([from_spec(t) for t in standard_transforms()], out_size=24)(x, _gen()).sum().backward()
+    compose(_lucid(), out_size=24)(x, _gen()).sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
 
 
@@ -103,3 +100,30 @@ def test_affine_grid_matches_torch(n: int) -> None:
     got = tf.affine_grid(theta, n)
     assert got.shape == want.shape and got.is_contiguous()
     assert torch.allclose(got, want, atol=1e-6)
+
+
+def test_crops_are_crop_major_and_shrink_with_progress() -> None:
+    x = torch.arange(2.0).view(2, 1, 1, 1).expand(2, 3, 16, 16).contiguous()
+    f = compose([Crops(count=3, box_start=0.5, box_end=0.05)], out_size=8)
+    y = f(x, _gen())
+    assert y.shape == (6, 3, 8, 8)
+    assert [float(v) for v in y.mean((1, 2, 3))] == pytest.approx([0, 1, 0, 1, 0, 1])
+    crops = Crops(count=1)
+    assert crops.box() == 0.5
+    f = compose([crops])
+    f.set_progress(1.0)
+    assert crops.box() == pytest.approx(0.05)
+
+
+def test_crops_stay_inside_the_image() -> None:
+    ramp = torch.linspace(0, 1, 64).expand(1, 3, 64, 64).contiguous()
+    y = compose([Crops(count=50, box_start=0.3, box_end=0.3)], out_size=16)(ramp, _gen(3))
+    assert y.min() >= 0 and y.max() <= 1
+    widths = y[:, 0, 0, -1] - y[:, 0, 0, 0]  # a crop of side s spans about s of the ramp
+    assert widths.min() > 0.1 and widths.max() < 0.5
+
+
+def test_noise_has_the_asked_strength() -> None:
+    y = Noise(0.1)(torch.zeros(4, 3, 64, 64), _gen())
+    expected = (0.1**2 + 0.1**2 / 12) ** 0.5  # normal std plus uniform(-std/2, std/2)
+    assert float(y.std()) == pytest.approx(expected, rel=0.05)

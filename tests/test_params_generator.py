@@ -1,4 +1,4 @@
-"""Generator parameterization: the latent is optimized, the generator's weights never change."""
+"""params/generator.py: the latent is optimized, the generator's weights never change; loading errors."""
 from __future__ import annotations
 
 import sys
@@ -10,10 +10,14 @@ import pytest
 import torch
 import torch.nn as nn
 
-from featviz_cli.config import GeneratorSpec, parse_spec
+from featviz_cli.config import parse_spec
 from featviz_cli.engine import render
 from featviz_cli.errors import SpecError
-from featviz_cli.param_generator import GeneratorImage, load_generator
+from featviz_cli.params import generator as pg
+from featviz_cli.params.generator import GeneratorImage, load_generator
+from featviz_cli.recipe import image_param
+
+from core_helpers import CPU, gen
 
 GEN_SOURCE = '''
 import torch
@@ -62,10 +66,8 @@ def _rose(curve: list[float]) -> bool:
 def test_latent_is_optimized_and_weights_never_change(tiny_spec: dict[str, Any], tiny_model, gen_module: str,
                                                        monkeypatch) -> None:
     model, info = tiny_model
-    net = load_generator(GeneratorSpec(latent_size=8, python=f"{gen_module}:build"))
-    import featviz_cli.param_generator as pg
-
-    monkeypatch.setattr(pg, "load_generator", lambda spec: net)  # keep a handle on the very module used
+    net = load_generator({"python": f"{gen_module}:build", "latent_size": 8})
+    monkeypatch.setattr(pg, "load_generator", lambda g: net)  # keep a handle on the very module used
     before = {k: v.clone() for k, v in net.state_dict().items()}
     spec = parse_spec(_spec(tiny_spec, {"python": f"{gen_module}:build", "latent_size": 8}))
     result = render(spec, model=model, info=info)
@@ -76,9 +78,8 @@ def test_latent_is_optimized_and_weights_never_change(tiny_spec: dict[str, Any],
 
 
 def test_only_the_latent_is_a_parameter(gen_module: str) -> None:
-    net = load_generator(GeneratorSpec(latent_size=8, python=f"{gen_module}:build"))
-    image = GeneratorImage(net, 2, 32, latent_size=8, output_range=(-1, 1),
-                           generator=torch.Generator().manual_seed(0), device=torch.device("cpu"))
+    net = load_generator({"python": f"{gen_module}:build", "latent_size": 8})
+    image = GeneratorImage(net, 2, 32, latent_size=8, output_range=(-1, 1), generator=gen(), device=CPU)
     assert image.params == [image.latent] and image.latent.shape == (2, 8)
     img = image()
     assert img.shape == (2, 3, 32, 32)  # 16 px output resized to the param size
@@ -89,7 +90,7 @@ def test_only_the_latent_is_a_parameter(gen_module: str) -> None:
 
 def test_torchscript_generator(tiny_spec: dict[str, Any], tiny_model, gen_module: str, tmp_path: Path) -> None:
     model, info = tiny_model
-    net = load_generator(GeneratorSpec(latent_size=8, python=f"{gen_module}:build"))
+    net = load_generator({"python": f"{gen_module}:build", "latent_size": 8})
     path = tmp_path / "gen.pt"
     with warnings.catch_warnings():  # torch.jit is deprecated upstream but still reads and writes these files
         warnings.simplefilter("ignore", FutureWarning)
@@ -105,8 +106,7 @@ def test_output_range_maps_to_unit_interval() -> None:
         def forward(self, z: torch.Tensor) -> torch.Tensor:
             return torch.full((z.shape[0], 3, 4, 4), 128.0) + 0 * z.sum()
 
-    image = GeneratorImage(Const(), 1, 4, latent_size=2, output_range=(0, 255),
-                           generator=torch.Generator(), device=torch.device("cpu"))
+    image = GeneratorImage(Const(), 1, 4, latent_size=2, output_range=(0, 255), generator=torch.Generator(), device=CPU)
     assert torch.allclose(image(), torch.full((1, 3, 4, 4), 128 / 255))
 
 
@@ -150,7 +150,7 @@ def test_loading_errors_name_the_field_and_fix(tiny_spec: dict[str, Any], gen_mo
                                                fix: str) -> None:
     spec = parse_spec(_spec(tiny_spec, {"python": python.format(mod=gen_module), "latent_size": latent}))
     with pytest.raises(SpecError) as info:
-        render(spec)
+        image_param(spec.param, 1, gen(), CPU)  # as the recipe builds it
     assert info.value.field.startswith("param.generator") and fix in str(info.value)
 
 

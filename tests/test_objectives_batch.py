@@ -1,4 +1,4 @@
-"""Diversity and alignment: terms that compare batch elements; a batch of K images for one unit."""
+"""objectives/batch.py: diversity and alignment compare the images of a batch; blend for interpolation frames."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,16 +7,8 @@ import pytest
 import torch
 
 from featviz_cli.config import parse_spec
-from featviz_cli.engine import render
-from featviz_cli.models.preprocess import Preprocess
 from featviz_cli.errors import SpecError
-from featviz_cli.hooks import forward_to
-from featviz_cli.objectives import alignment, diversity, from_spec, gram_cosine
-
-
-def _mean_pairwise(sim: torch.Tensor) -> float:
-    b = sim.shape[0]
-    return float(sim[~torch.eye(b, dtype=torch.bool)].mean())
+from featviz_cli.objectives import alignment, blend, channel, diversity, frame_weights, gram_cosine
 
 
 def test_gram_cosine_of_identical_images_is_one() -> None:
@@ -27,6 +19,13 @@ def test_gram_cosine_of_identical_images_is_one() -> None:
 def test_gram_cosine_handles_tokens_and_vectors() -> None:
     assert gram_cosine(torch.rand(2, 7, 5)).shape == (2, 2)  # (B, tokens, C)
     assert gram_cosine(torch.rand(2, 5)).shape == (2, 2)
+
+
+def test_gram_cosine_is_the_cosine_of_the_gram_matrices() -> None:
+    act = torch.rand(2, 3, 4, 4, generator=torch.Generator().manual_seed(2))
+    g = [a.flatten(1) @ a.flatten(1).T for a in act]
+    want = float((g[0] * g[1]).sum() / (g[0].norm() * g[1].norm()))
+    assert float(gram_cosine(act)[0, 1]) == pytest.approx(want, rel=1e-5)
 
 
 def test_diversity_values_are_minus_lucids_sum() -> None:
@@ -62,45 +61,20 @@ def test_alignment_penalizes_neighbours_with_decay() -> None:
     assert grouped.tolist() == pytest.approx([-0.5, 0.0, 0.0, 0.0])
 
 
-def test_diversity_from_the_spec_describes_itself(tiny_spec: dict[str, Any]) -> None:
-    tiny_spec["objective"] = [tiny_spec["objective"], {"type": "diversity", "layer": "act1", "weight": 2.0}]
-    tiny_spec["param"]["batch"] = 4
-    spec = parse_spec(tiny_spec)
-    o = from_spec(spec.objective)
-    assert o.description == "channel act2:3 + 2 * diversity act1"
-    assert o.layers == ("act2", "act1")
-    assert [o.label(i) for i in range(4)] == ["act2:3"] * 4
+def test_frame_weights_go_monotonically_from_a_to_b() -> None:
+    w = frame_weights(5)
+    assert w == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert all(a < b for a, b in zip(w, w[1:]))
 
 
-def _render_sim(tiny_spec: dict[str, Any], model, info, weight: float) -> tuple[float, list[float]]:
-    terms = [{"type": "channel", "layer": "act2", "unit": 3}]
-    if weight:
-        terms.append({"type": "diversity", "layer": "act2", "weight": weight})
-    spec = parse_spec({**tiny_spec, "objective": terms, "param": {"size": 32, "batch": 4}, "steps": 40})
-    result = render(spec, model=model, info=info)
-    x = torch.nn.functional.interpolate(result.images, size=info.input_size, mode="bilinear", align_corners=False)
-    with torch.no_grad():
-        act = forward_to(model, Preprocess(info)(x), ["act2"])["act2"]
-    return _mean_pairwise(gram_cosine(act)), result.values
-
-
-def test_diversity_lowers_the_mean_pairwise_gram_similarity(tiny_spec: dict[str, Any], tiny_model) -> None:
-    model, info = tiny_model
-    plain, _ = _render_sim(tiny_spec, model, info, 0.0)
-    diverse, _ = _render_sim(tiny_spec, model, info, 4.0)
-    assert plain > 0.95  # without the term the four images converge to the same style
-    assert diverse < plain - 0.1
-
-
-def test_images_of_a_diverse_batch_differ(tiny_spec: dict[str, Any], tiny_model) -> None:
-    model, info = tiny_model
-    tiny_spec.update(objective=[{"type": "channel", "layer": "act2", "unit": 3},
-                                {"type": "diversity", "layer": "act2", "weight": 4.0}],
-                     param={"size": 32, "batch": 3}, steps=20)
-    images = render(parse_spec(tiny_spec), model=model, info=info).images
-    for i in range(3):
-        for j in range(i + 1, 3):
-            assert (images[i] - images[j]).abs().mean() > 0.02
+def test_blend_weights_each_frame() -> None:
+    acts = {"c": torch.rand(3, 4, 2, 2, generator=torch.Generator().manual_seed(3))}
+    a, b = channel("c", 0), channel("c", 1, batch=2)
+    o = blend(a, b, [0.0, 0.25, 1.0])
+    va, vb = a(acts), b(acts)
+    assert torch.allclose(o(acts), torch.stack([va[0], 0.75 * va[1] + 0.25 * vb[1], vb[2]]))
+    assert o.layers == ("c",) and [o.label(i) for i in range(4)] == ["t=0.00", "t=0.25", "t=1.00", ""]
+    assert o.description == "interpolate(channel c:0 -> channel c:1, 3 frames)"
 
 
 @pytest.mark.parametrize(
@@ -124,12 +98,3 @@ def test_bad_diversity_specs_name_the_field(tiny_spec: dict[str, Any], change, f
     with pytest.raises(SpecError) as info:
         parse_spec(tiny_spec)
     assert info.value.field == field and fix in str(info.value)
-
-
-def test_k_diverse_images_per_unit_in_one_batch(tiny_spec: dict[str, Any], tiny_model) -> None:
-    model, info = tiny_model
-    tiny_spec.update(objective=[{"type": "channel", "layer": "act2", "units": [1, 1, 5, 5]},
-                                {"type": "diversity", "layer": "act2", "group": 2}], steps=2)
-    result = render(parse_spec(tiny_spec), model=model, info=info)
-    assert result.labels == ["act2:1", "act2:1", "act2:5", "act2:5"]
-    assert "diversity act2, groups of 2" in result.description

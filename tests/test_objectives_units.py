@@ -1,19 +1,21 @@
-"""Objectives: values, algebra, batch targeting, descriptions, range checks, and that each rises."""
+"""objectives/units.py: channel, neuron, deepdream, logit, direction: values, and that each clearly rises."""
 from __future__ import annotations
 
-import numpy as np
+import dataclasses
+
 import pytest
 import torch
 
+from featviz_cli import engine
 from featviz_cli import objectives as obj
+from featviz_cli import transforms as tf
 from featviz_cli.config import ObjectiveSpec, ParamSpec
-from featviz_cli.engine import optimize
-from featviz_cli.errors import LayerError, SpecError
+from featviz_cli.errors import LayerError
 from featviz_cli.hooks import OUTPUT
-from featviz_cli.param import make_param
-from featviz_cli.transforms import Jitter, compose
+from featviz_cli.recipe import Recipe, build_objective, image_param
+from featviz_cli.runtime import Execution
 
-CPU = torch.device("cpu")
+from core_helpers import CPU, assert_clear, gen, optimized, untransformed_value
 
 
 def _acts() -> dict[str, torch.Tensor]:
@@ -63,22 +65,6 @@ def test_random_direction_seeded_unit_norm() -> None:
     assert not torch.equal(a, obj.random_direction(16, 4))
 
 
-def test_algebra_values_and_description() -> None:
-    a = _acts()
-    o = obj.channel("conv", 0) - 0.5 * obj.channel("conv", 1)
-    assert torch.allclose(o(a), obj.channel("conv", 0)(a) - 0.5 * obj.channel("conv", 1)(a))
-    assert o.description == "channel conv:0 - 0.5 * channel conv:1"
-    assert o.layers == ("conv",)
-    assert (-obj.logit(0))(a)[0].item() == -1.0
-
-
-def test_batch_targeting_and_labels() -> None:
-    a = _acts()
-    o = obj.channel("conv", 0, batch=0) + obj.channel("conv", 2, batch=1)
-    assert torch.allclose(o(a), torch.tensor([1.5, 21.5]))
-    assert o.label(0) == "conv:0" and o.label(1) == "conv:2"
-
-
 def test_check_rejects_out_of_range_units() -> None:
     shapes = {k: v.shape for k, v in _acts().items()}
     with pytest.raises(LayerError, match=r"0\.\.2"):
@@ -89,32 +75,7 @@ def test_check_rejects_out_of_range_units() -> None:
         obj.neuron("conv", 0, x=5).check(shapes)
 
 
-def test_class_names_resolve_with_suggestions() -> None:
-    names = ["goldfish", "great white shark", "espresso"]
-    assert obj.resolve_class("Espresso", names, "objective.unit") == 2
-    with pytest.raises(SpecError, match="goldfish"):
-        obj.resolve_class("goldfsh", names, "objective.unit")
-    with pytest.raises(SpecError, match="no class names"):
-        obj.resolve_class("x", None, "objective.unit")
-
-
-def test_load_vector_npy_and_pt(tmp_path) -> None:
-    np.save(tmp_path / "v.npy", np.array([1.0, 2.0]))
-    torch.save(torch.tensor([3.0, 4.0]), tmp_path / "v.pt")
-    assert obj.load_vector(str(tmp_path / "v.npy")).tolist() == [1.0, 2.0]
-    assert obj.load_vector(str(tmp_path / "v.pt")).tolist() == [3.0, 4.0]
-    (tmp_path / "bad.npy").write_bytes(b"junk")
-    with pytest.raises(SpecError, match="bad.npy"):
-        obj.load_vector(str(tmp_path / "bad.npy"))
-
-
-def _rises(objective: obj.Objective, tiny_model, batch: int = 1) -> tuple[float, float]:
-    model, info = tiny_model
-    gen = torch.Generator().manual_seed(0)
-    image = make_param(ParamSpec(size=16), batch, gen, CPU)
-    res = optimize(model, info, objective, image, compose([Jitter(2)], out_size=32), steps=24, generator=gen,
-                   device=CPU)
-    return res.curve[0], res.curve[-1]
+# ---------------------------------------------------------------- each objective clearly rises (and falls)
 
 
 @pytest.mark.parametrize(
@@ -130,27 +91,26 @@ def _rises(objective: obj.Objective, tiny_model, batch: int = 1) -> tuple[float,
     ],
     ids=lambda t: t.type,
 )
-def test_each_objective_rises(term: ObjectiveSpec, tiny_model) -> None:
-    _, info = tiny_model
-    first, last = _rises(obj.from_spec([term], info.class_names), tiny_model)
-    assert last > first + 1e-4
-
-
-def test_weighted_difference_rises(tiny_model) -> None:
-    terms = [ObjectiveSpec(type="channel", layer="act2", unit=1),
-             ObjectiveSpec(type="channel", layer="act3", unit=2, weight=-0.5)]
-    o = obj.from_spec(terms)
-    assert "0.5 * channel act3:2" in o.description
-    first, last = _rises(o, tiny_model)
-    assert last > first
+def test_each_objective_rises_and_with_weight_minus_one_falls(term: ObjectiveSpec, tiny_model) -> None:
+    model, info = tiny_model
+    # One batch of two independent images: image 0 maximizes the term, image 1 has it with weight -1.
+    up, down = dataclasses.replace(term, batch=0), dataclasses.replace(term, batch=1, weight=-1.0)
+    plain = build_objective([term], info.class_names)
+    start, run, noise = optimized(model, info, build_objective([up, down], info.class_names), plain, batch=2)
+    final = untransformed_value(model, info, plain, run.images)
+    # What optimize returns is the objective of the final image, untransformed.
+    assert run.values == pytest.approx([float(final[0]), -float(final[1])], rel=1e-5, abs=1e-7)
+    assert_clear(run.values[0] - float(start[0]), float(start[0]), float(noise[0]))
+    assert_clear(float(start[1]) + run.values[1], float(start[1]), float(noise[1]))  # it fell
 
 
 def test_units_render_one_per_image(tiny_model) -> None:
-    o = obj.from_spec([ObjectiveSpec(type="channel", layer="conv2", units=[0, 5])])
+    o = build_objective([ObjectiveSpec(type="channel", layer="conv2", units=[0, 5])])
     model, info = tiny_model
-    gen = torch.Generator().manual_seed(0)
-    res = optimize(model, info, o, make_param(ParamSpec(size=16), 2, gen, CPU), compose([], out_size=32),
-                   steps=10, generator=gen, device=CPU)
+    g = gen()
+    recipe = Recipe(objective=o, image=image_param(ParamSpec(size=16), 2, g, CPU),
+                    transform=tf.compose([], out_size=32), penalties=None, generator=g, steps=10)
+    res = engine.optimize(model, info, recipe, Execution(CPU))
     assert res.labels == ["conv2:0", "conv2:5"]
     assert res.images.shape == (2, 3, 16, 16)
     assert res.values[0] != res.values[1]
