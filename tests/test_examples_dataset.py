@@ -41,6 +41,17 @@ def test_load_for_network_takes_the_centre_crop_upright(tmp_path: Path) -> None:
     assert out[1, 5, 0] > 200 > out[1, 5, 2] and out[8, 5, 2] > 200 > out[8, 5, 0]
 
 
+@pytest.mark.parametrize("size", [24, 32, 64])
+def test_a_jpeg_decoded_at_a_reduced_scale_gives_the_full_decode_s_view(size: int) -> None:
+    """chelsea.jpg is 385 x 256: a draft decode rounds each side up, so the box must scale per axis."""
+    path = Path(__file__).parent / "data" / "chelsea.jpg"
+    out, (w, h) = load_for_network(path, size)
+    with Image.open(path) as im:  # the reference: the whole file decoded, then the same centre view
+        full = im.convert("RGB").resize((size, size), Image.Resampling.BILINEAR, box=view_of(w, h, size).seen)
+    assert (w, h) == (385, 256) and out.shape == (size, size, 3)
+    assert np.abs(out.astype(float) - np.asarray(full, dtype=float)).mean() < 8
+
+
 def test_chunks_cover_the_folder_in_order_from_start_and_flag_unreadable_files(tmp_path: Path) -> None:
     red_folder(tmp_path)
     (tmp_path / "img_05_broken.png").write_bytes(b"\x89PNG not really")

@@ -87,9 +87,10 @@ def open_rgb(path: Path, draft_for: int | None = None) -> tuple[Image.Image, tup
 def load_for_network(path: Path, size: int) -> tuple[np.ndarray, tuple[int, int]]:
     """The network's view of an image: ``(size, size, 3)`` uint8, and the image's upright (width, height)."""
     im, (w, h) = open_rgb(path, draft_for=size)
-    scale = im.size[0] / w  # < 1 when a JPEG was decoded at a reduced scale
+    # < 1 when a JPEG was decoded at a reduced scale; per axis, as the draft rounds each side up
+    sx, sy = im.size[0] / w, im.size[1] / h
     x0, y0, x1, y1 = view_of(w, h, size).seen
-    out = im.resize((size, size), Image.Resampling.BILINEAR, box=(x0 * scale, y0 * scale, x1 * scale, y1 * scale))
+    out = im.resize((size, size), Image.Resampling.BILINEAR, box=(x0 * sx, y0 * sy, x1 * sx, y1 * sy))
     return np.asarray(out, dtype=np.uint8), (w, h)
 
 
