@@ -151,7 +151,7 @@ def optimize(
     """Maximize the recipe's objective (minus its penalties) over the parameters of its image.
 
     The network runs as ``execution`` says and rewritten as ``runtime.rewritten`` does (the
-    user's model is restored afterwards). For the first ``recipe.relu_redirect`` steps the
+    user's model is restored afterwards, its weights' memory layout too). For the first ``recipe.relu_redirect`` steps the
     model's ReLU/ReLU6 modules pass redirected gradients. A transform may return several
     samples per image (MACO's crops): the objective is then averaged over them.
     """
@@ -160,7 +160,7 @@ def optimize(
     host_allocator = rt.tune_host_allocator() if device.type == "cpu" else "system"
     pre = Preprocess(info).to(device)
     probe = pre(torch.rand(1, 3, info.input_size, info.input_size, generator=torch.Generator().manual_seed(0)).to(device))
-    with rt.rewritten(model, recipe.layers, probe, device, execution.dtype) as rewrites:
+    with rt.kept_memory_format(model), rt.rewritten(model, recipe.layers, probe, device, execution.dtype) as rewrites:
         run = _loop(model, info, pre, recipe, execution, progress, progress_every)
     run.runtime.update(rewrites)
     run.runtime["host_allocator"] = host_allocator

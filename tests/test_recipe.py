@@ -10,7 +10,7 @@ import torch
 from featviz_cli import objectives as obj
 from featviz_cli.config import ParamSpec, RegularizerSpec, TransformSpec, parse_spec, standard_transforms
 from featviz_cli.errors import LayerError, SpecError
-from featviz_cli.images import list_images, load_image
+from featviz_cli.images import load_image
 from featviz_cli.models import ModelInfo
 from featviz_cli.params import SharedLowRes
 from featviz_cli.params.fft import FFTImage
@@ -161,21 +161,6 @@ def test_photo_of_is_none_without_init_image_and_image_param_starts_random() -> 
     assert photo_of(spec) is None
     image = image_param(spec, 1, gen(), CPU)
     assert isinstance(image, PixelImage) and torch.equal(image.pixels, torch.randn(1, 3, 8, 8, generator=gen()) * 0.01)
-
-
-def test_load_image_resizes_and_centre_crops() -> None:
-    img = load_image(DATA / "coffee.jpg", 40)  # 384x256 -> 60x40 -> centre 40x40
-    assert img.shape == (3, 40, 40) and 0 <= img.min() and img.max() <= 1
-    assert list_images(DATA) == sorted(DATA / f for f in ("astronaut.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg"))
-
-
-def test_unreadable_photo_names_the_field(tmp_path) -> None:
-    bad = tmp_path / "x.png"
-    bad.write_bytes(b"nope")
-    with pytest.raises(SpecError, match=r"param.init_image: .*cannot read an image"):
-        load_image(bad, 16)
-    with pytest.raises(SpecError, match=r"param.init_image: .*no such file"):
-        load_image(tmp_path / "missing.png", 16)
 
 
 @pytest.mark.parametrize(

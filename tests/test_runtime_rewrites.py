@@ -162,3 +162,24 @@ def test_tf_same_strided_depthwise_pads_in_bf16_and_convolves_in_fp32() -> None:
     assert n == 1 and mode.seen == [("pad", torch.bfloat16), ("conv2d", torch.float32)]
     want = nn.functional.conv2d(nn.functional.pad(x.float(), (0, 1, 0, 1)), conv.weight, None, 2, 0, 1, 8)
     assert y.dtype == torch.bfloat16 and torch.equal(y, want.bfloat16())
+
+
+def test_kept_memory_format_puts_every_weight_back_in_its_layout() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Conv2d(4, 2, 1))  # a 1x1 kernel: contiguous in both layouts
+    before = [p.stride() for p in model.parameters()]
+    with rt.kept_memory_format(model):
+        model.to(memory_format=torch.channels_last)
+        assert [p.stride() for p in model.parameters()] != before
+    assert [p.stride() for p in model.parameters()] == before
+
+
+def test_a_channels_last_render_leaves_the_model_computing_bit_for_bit_as_before(tiny_model: Any) -> None:
+    model, info = tiny_model
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        expected = model(x)
+    spec = parse_spec({"model": {"name": "test_tiny"}, "objective": {"type": "channel", "layer": "act2", "unit": 1},
+                       "param": {"size": 16}, "steps": 2, "device": "cpu", "channels_last": True})
+    assert render(spec, model=model, info=info).runtime["channels_last"] is True
+    with torch.no_grad():
+        assert torch.equal(model(x), expected)

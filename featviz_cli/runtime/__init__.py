@@ -9,8 +9,8 @@ from __future__ import annotations
 from .device import (SYSTEM_MALLOC_ENV, Execution, ValueReader, cpu_has_native_bf16, cudnn_autotune, pick_device,
                      resolve_channels_last, resolve_precision, to_device, tune_host_allocator)
 from .network import Network, truncated_module
-from .rewrites import folded_batchnorm, fp32_strided_depthwise, rewritten, strided_depthwise_convs
+from .rewrites import folded_batchnorm, fp32_strided_depthwise, kept_memory_format, rewritten, strided_depthwise_convs
 
 __all__ = ["SYSTEM_MALLOC_ENV", "Execution", "Network", "ValueReader", "cpu_has_native_bf16", "cudnn_autotune",
-           "folded_batchnorm", "fp32_strided_depthwise", "pick_device", "resolve_channels_last", "resolve_precision",
+           "folded_batchnorm", "fp32_strided_depthwise", "kept_memory_format", "pick_device", "resolve_channels_last", "resolve_precision",
            "rewritten", "strided_depthwise_convs", "to_device", "truncated_module", "tune_host_allocator"]

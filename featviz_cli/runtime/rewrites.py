@@ -155,3 +155,17 @@ def _restore(model: nn.Module, saved: list[tuple[nn.Conv2d, torch.Tensor, torch.
         conv.bias = bias  # type: ignore[assignment]
         _set_module(model, bn_name, bn)
     saved.clear()
+
+
+@contextlib.contextmanager
+def kept_memory_format(model: nn.Module) -> Iterator[None]:
+    """Within the block the model's 4-D weights may be converted (``Network``'s channels_last);
+    on exit each is put back into the memory layout (strides) it had before."""
+    layouts = [(t, t.stride()) for t in list(model.parameters()) + list(model.buffers()) if t.dim() == 4]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for t, stride in layouts:
+                if t.stride() != stride:
+                    t.data = torch.empty_strided(t.shape, stride, dtype=t.dtype, device=t.device).copy_(t.data)
