@@ -1,0 +1,130 @@
+"""featviz_cli/sweep/plan.py: the sweep term, unit expansion, batches, shards and worker devices."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from featviz_cli import sweep as sw
+from featviz_cli.cli import app
+from featviz_cli.config import json_schema, load_spec, parse_spec
+from featviz_cli.errors import LayerError, SpecError
+
+from sweeps import TOTAL, plan_of, spec_dict, term
+
+
+def test_units_all_ranges_and_lists_expand(tiny_model) -> None:
+    assert plan_of(tiny_model, term(units="all")).layers[0].units == tuple(range(16))
+    assert plan_of(tiny_model, term(units="2:6")).layers[0].units == (2, 3, 4, 5)
+    assert plan_of(tiny_model, term(units="12:")).layers[0].units == (12, 13, 14, 15)
+    assert plan_of(tiny_model, term(units="::5")).layers[0].units == (0, 5, 10, 15)
+    assert plan_of(tiny_model, term(units=[7, 1, 3])).layers[0].units == (7, 1, 3)
+    assert plan_of(tiny_model, term(unit=9)).layers[0].units == (9,)
+    plan = plan_of(tiny_model, spec_dict())
+    assert [(lp.layer, lp.channels, len(lp.units)) for lp in plan.layers] == [("act2", 16, 8), ("act3", 32, 8)]
+    assert plan.total == TOTAL and len(plan.batches) == 8
+    assert [b.units for b in plan.batches[3:5]] == [(6, 7), (0, 1)] and plan.batches[4].layer == "act3"
+
+
+def test_logit_units_all_are_the_classes_with_names(tiny_model) -> None:
+    plan = plan_of(tiny_model, spec_dict(objective={"type": "logit", "units": "all"}))
+    (lp,) = plan.layers
+    assert lp.units == tuple(range(10)) and lp.label(3) == "3 class3" and lp.dir == "output"
+
+
+@pytest.mark.parametrize(("units", "message"), [
+    ("0:64", "objective.units: range '0:64' goes past the 16 units of layer 'act2' (0..15)."),
+    ([1, 99], "objective.units: unit 99 is out of range for layer 'act2' with 16 units (0..15)."),
+])
+def test_units_out_of_range_name_the_field(tiny_model, units: Any, message: str) -> None:
+    with pytest.raises(LayerError) as err:
+        plan_of(tiny_model, term(units=units))
+    assert str(err.value) == message
+
+
+def test_unit_out_of_range_in_a_layer_list_names_the_field(tiny_model) -> None:
+    data = spec_dict(objective={"type": "channel", "layer": ["act3", "act2"], "units": "20:24"})
+    with pytest.raises(LayerError, match=r"^objective\.units: range '20:24' goes past the 16 units of layer 'act2'"):
+        plan_of(tiny_model, data)
+
+
+@pytest.mark.parametrize(("objective", "field", "text"), [
+    ({"type": "channel", "layer": "act2", "units": "abc"}, "objective.units", "is not 'all', a range"),
+    ({"type": "channel", "layer": "act2", "units": "6:2"}, "objective.units", "is empty"),
+    ({"type": "deepdream", "layer": ["act2", "act3"]}, "objective.layer", "type 'deepdream' has none"),
+    ({"type": "channel", "layer": ["act2", "act2"], "units": "all"}, "objective.layer", "listed twice"),
+])
+def test_bad_sweep_fields_are_refused_before_loading(objective: dict, field: str, text: str) -> None:
+    with pytest.raises(SpecError) as err:
+        parse_spec(spec_dict(objective=objective))
+    assert err.value.field == field and text in str(err.value)
+
+
+def test_ranges_in_yaml_stay_text(tmp_path: Path, tiny_model) -> None:
+    """YAML 1.1 would read 8:12 as the base-60 integer 492."""
+    path = tmp_path / "s.yaml"
+    path.write_text("model: {name: test_tiny}\nobjective: {type: channel, layer: act2, units: 8:12}\n")
+    spec = load_spec(path)
+    assert spec.objective[0].units == "8:12"
+    model, info = tiny_model
+    assert sw.make_plan(spec, model, info).layers[0].units == (8, 9, 10, 11)
+
+
+def test_sweep_term_rules(tiny_model) -> None:
+    two = spec_dict(objective=[{"type": "channel", "layer": "act2", "units": "all"},
+                               {"type": "channel", "layer": "act3", "units": "0:16"}])
+    with pytest.raises(SpecError, match=r"^objective\[1\]\.units: a sweep varies one term"):
+        plan_of(tiny_model, two)
+    with pytest.raises(SpecError, match=r"^param\.batch: "):
+        plan_of(tiny_model, spec_dict(param={"size": 16, "batch": 4}, objective={"type": "channel", "layer": "act2",
+                                                                                "units": [0, 1, 2, 3]}))
+    extra = spec_dict(objective=[{"type": "channel", "layer": "act2", "units": "all"},
+                                 {"type": "deepdream", "layer": "act1", "weight": 0.1}])
+    assert plan_of(tiny_model, extra).term == 0
+
+
+def test_render_refuses_a_sweep_spec_naming_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(term(units="all")))
+    result = CliRunner().invoke(app, ["render", str(path), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "objective.units: layer lists, 'all' and ranges are for sweeps: run 'featviz sweep SPEC'" in result.output
+
+
+def test_sweep_settings_are_in_the_schema() -> None:
+    props = json_schema()["properties"]["sweep"]["properties"]
+    assert set(props) == {"batch", "page_size"}
+    assert {"type": "integer", "minimum": 1, "maximum": 4096} in props["batch"]["anyOf"]
+    with pytest.raises(SpecError, match=r"^sweep\.batch: must be >= 1"):
+        parse_spec(spec_dict(sweep={"batch": 0}))
+
+
+def test_batch_size_defaults_by_device_or_to_the_recorded_run(tiny_model) -> None:
+    model, info = tiny_model
+    spec = parse_spec(spec_dict(sweep={}))
+    assert sw.make_plan(spec, model, info, "cpu").batch_size == 16
+    assert sw.make_plan(spec, model, info, "cuda").batch_size == 64
+    assert sw.make_plan(spec, model, info, "cuda", recorded_batch=16).batch_size == 16
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 5, 13])
+def test_shards_are_disjoint_and_complete(tiny_model, count: int) -> None:
+    plan = plan_of(tiny_model, spec_dict())
+    parts = [sw.shard_batches(plan.batches, i, count) for i in range(count)]
+    units = [(b.layer, u) for part in parts for b in part for u in b.units]
+    assert len(units) == len(set(units)) == plan.total
+    assert parts == [sw.shard_batches(plan.batches, i, count) for i in range(count)]  # deterministic
+
+
+def test_parse_shard_and_devices() -> None:
+    assert sw.parse_shard("3/4") == (3, 4)
+    for bad in ("4/4", "1", "-1/2", "a/b"):
+        with pytest.raises(SpecError, match=r"^--shard: "):
+            sw.parse_shard(bad)
+    assert sw.parse_devices("cpu, cpu", "auto") == ["cpu", "cpu"]
+    assert sw.parse_devices(None, "cpu") == ["cpu"]
+    with pytest.raises(SpecError, match=r"^--devices: 'gpu' is not a device"):
+        sw.parse_devices("cpu,gpu", "cpu")
