@@ -1,7 +1,8 @@
 """The ``featviz`` command line: parse, call the library, map errors to exit codes.
 
 Exit codes: 0 success; 1 failure at run time (NaN, unwritable output, unexpected
-error); 2 bad input (spec, model, layer, unit, checkpoint); 130 interrupted.
+error); 2 bad input (spec, model, layer, unit, checkpoint); 130 interrupted; 143 a
+sweep stopped by SIGTERM (within its grace period, the manifest rebuilt).
 Diagnostics go to stderr, results (paths, listings, schema) to stdout.
 """
 from __future__ import annotations
@@ -215,6 +216,10 @@ def sweep(
         help="One worker process per device sharing the work: cuda:0,cuda:1, cpu,cpu, or auto (every GPU).")] = None,
     new_run: Annotated[bool, typer.Option(
         "--new-run", help="If the output directory holds a sweep of another spec, move it to OUT/archive/ first.")] = False,
+    grace: Annotated[Optional[float], typer.Option(
+        min=0, envvar="FEATVIZ_GRACE", metavar="SECONDS",
+        help="After SIGTERM, stop within this many seconds (default 30): the batch in progress is saved if it "
+             "can be within 3/4 of them, else abandoned; then the manifest is rebuilt and the exit code is 143.")] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Render every unit of the spec's layers in batches: resumable, shardable, with an HTML gallery."""
@@ -223,15 +228,22 @@ def sweep(
     spec = _load(config, set_, steps=steps, device=device, seed=seed, out=out)
     part = sw.parse_shard(shard) if shard is not None else (0, 1)
     workers = sw.parse_devices(devices, spec.device)
-    with _display(quiet, units=True) as progress, sw.interrupt_guard(_say) as stop:
+    grace_s = sw.DEFAULT_GRACE_S if grace is None else grace
+    with _display(quiet, units=True) as progress, sw.interrupt_guard(_say, grace_s) as stop:
         report = sw.run_sweep(spec, spec.output.dir, shard=part, devices=workers, new_run=new_run,
-                              progress=progress, stop=stop)
+                              progress=progress, stop=stop, notify=_say)
     where = f" (shard {part[0]}/{part[1]})" if part[1] > 1 else ""
+    if report.abandoned:
+        _say(f"Abandoned {len(report.abandoned)} batch(es) in progress: they could not be saved within the "
+             f"grace period.")
     _say(f"{report.done} of {report.total} unit(s){where} done: {len(report.rendered)} rendered now, "
          f"{report.done_before} before, in {report.elapsed_s:.1f}s on {', '.join(report.devices)}.")
     if report.interrupted:
-        _say("Interrupted; finished units are saved. Rerun the same command to resume.")
-        raise typer.Exit(130)
+        if stop.exit_code == sw.EXIT_TERMINATED:
+            _say("Terminated; finished units are saved and the manifest is rebuilt. Rerun the same command to resume.")
+        else:
+            _say("Interrupted; finished units are saved. Rerun the same command to resume.")
+        raise typer.Exit(stop.exit_code)
     if report.failures:
         print(f"Error: {'; '.join(report.failures)}; {report.total - report.done} unit(s) not rendered. "
               "Rerun the same command to finish them.", file=sys.stderr)

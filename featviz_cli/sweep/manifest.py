@@ -20,13 +20,12 @@ from ..outputs import (
     make_grid,
     png_bytes,
     safe_join,
-    sha256_file,
     write_bytes_if_changed,
 )
 from .layout import MANIFEST_FILE, RUN_FILE, SHEETS_DIR, UNITS_DIR
 from .plan import LayerPlan
 from .record import layers_of, read_record, run_lock, utc_now
-from .units import read_unit, remove_temps, unit_rel, unit_stem
+from .units import CORRUPT, DONE, PENDING, check_unit, remove_temps, unit_rel, unit_stem
 
 
 @dataclass
@@ -38,49 +37,40 @@ class Rebuilt:
 
 
 def collect_units(out: Path, record: dict[str, Any]) -> list[dict[str, Any]]:
-    """One manifest entry per planned unit, from the per-unit files: status done, pending or corrupt.
-
-    A done unit's image is checked against the sha256 in its JSON.
-    """
+    """One manifest entry per planned unit, from the per-unit files: status done, pending or corrupt
+    (``units.check_unit``: every file of a unit is checked against the sha256 in its JSON)."""
     entries = []
     for lp in layers_of(record):
         for unit in lp.units:
-            entry: dict[str, Any] = {"layer": lp.layer, "unit": unit, "label": lp.label(unit), "status": "pending",
+            entry: dict[str, Any] = {"layer": lp.layer, "unit": unit, "label": lp.label(unit), "status": PENDING,
                                      "meta": unit_rel(lp, unit), "image": None}
-            meta = read_unit(out, lp, unit, record["spec_hash"])
-            if meta is not None:
-                entry.update(_entry_from(out, meta))
+            state = check_unit(out, lp, unit, record["spec_hash"])
+            entry["status"] = state.status
+            if state.record is not None:
+                entry.update(_entry_from(state.record))
+            if state.problem:
+                entry["problem"] = state.problem
             entries.append(entry)
     return entries
 
 
-def _entry_from(out: Path, meta: dict[str, Any]) -> dict[str, Any]:
+def _entry_from(meta: dict[str, Any]) -> dict[str, Any]:
     image = meta["image"]
-    ok = all(_sha_ok(out / rel, rec.get("sha256")) for rel, rec in meta["files"].items())
-    snaps = sorted(rel for rel in meta["files"] if rel != image)
     return {
-        "status": "done" if ok else "corrupt",
         "image": image,
-        "sha256": meta["files"][image]["sha256"],
+        "sha256": meta["files"][image].get("sha256"),
         "width": meta["files"][image].get("width"),
         "height": meta["files"][image].get("height"),
-        "snapshots": snaps,
+        "snapshots": sorted(rel for rel in meta["files"] if rel != image),
         "objective": meta.get("objective"),
         "time_s": meta.get("time_s"),
         "steps": meta.get("steps"),
         "device": meta.get("device"),
-        "batch": meta.get("batch", {}).get("index"),
+        "batch": (meta.get("batch") or {}).get("index"),
         "shard": meta.get("shard"),
         "worker": meta.get("worker"),
         "finished": meta.get("finished"),
     }
-
-
-def _sha_ok(path: Path, expected: str | None) -> bool:
-    try:
-        return sha256_file(path) == expected
-    except OutputError:
-        return False
 
 
 def sheet_rel(lp: LayerPlan, page: int) -> str:
@@ -102,7 +92,7 @@ def write_sheets(out: Path, lp: LayerPlan, entries: list[dict[str, Any]], page_s
         images, labels = [], []
         for e in page:
             arr = None
-            if e["status"] == "done":
+            if e["status"] == DONE:
                 with contextlib.suppress(OSError, ValueError), Image.open(out / e["image"]) as im:
                     arr = np.asarray(im.convert("RGB"))
             images.append(arr)
@@ -149,8 +139,8 @@ def rebuild(out: str | Path, *, page_size: int | None = None) -> Rebuilt:
             sheet_files.update(s for s in sheets if s)
             rows = by_layer[lp.layer]
             summaries.append({"layer": lp.layer, "dir": lp.dir, "channels": lp.channels, "units": len(rows),
-                              "done": sum(e["status"] == "done" for e in rows), "sheets": sheets})
-        counts = {s: sum(e["status"] == s for e in entries) for s in ("done", "pending", "corrupt")}
+                              "done": sum(e["status"] == DONE for e in rows), "sheets": sheets})
+        counts = {s: sum(e["status"] == s for e in entries) for s in (DONE, PENDING, CORRUPT)}
         manifest = {
             "featviz": __version__,
             "spec_hash": record["spec_hash"],
@@ -197,13 +187,14 @@ def _remove_shared_temps(out: Path, entries: list[dict[str, Any]], layers: list[
     """Delete temp files left by killed writers of shared files, and of units that are done."""
     from .gallery import INDEX_FILE
 
-    for name in (RUN_FILE, MANIFEST_FILE, INDEX_FILE):
-        remove_temps(out, name + ".")
+    remove_temps(out, (RUN_FILE, MANIFEST_FILE, INDEX_FILE))
     for tmp in out.glob(".featviz-write-test.*.tmp"):  # prepare_output_dir's probe, killed midway
         with contextlib.suppress(OSError):
             if time.time() - tmp.stat().st_mtime > 60:
                 tmp.unlink()
-    dirs = {lp.layer: out / UNITS_DIR / lp.dir for lp in layers}
+    done: dict[str, list[str]] = {lp.layer: [] for lp in layers}
     for e in entries:
-        if e["status"] == "done":
-            remove_temps(dirs[e["layer"]], unit_stem(e["unit"]))
+        if e["status"] == DONE:
+            done[e["layer"]].append(unit_stem(e["unit"]))
+    for lp in layers:
+        remove_temps(out / UNITS_DIR / lp.dir, done[lp.layer])

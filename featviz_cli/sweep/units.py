@@ -1,19 +1,37 @@
 """Per-unit files: ``units/<layer>/<unit>.png`` (and snapshots), then ``<unit>.json``.
 
-Every unit is saved as its own files, PNG(s) first and its JSON LAST, each atomically:
-a unit is done exactly when its JSON exists, so a sweep killed at any moment resumes by
-skipping the done units and redoing the rest.
+Every unit is saved as its own files, PNG(s) first and its JSON LAST, each atomically.
+A unit is done when its JSON is the run's and every file the JSON lists has the size and
+sha256 recorded in it; a sweep killed at any moment, or a directory damaged later (a
+truncated copy, a flipped byte, a deleted file), resumes by re-rendering exactly the
+units that are not done.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from ..outputs import atomic_write_json, ensure_dir, safe_join, write_png
 from .layout import UNITS_DIR
 from .plan import LayerPlan
+
+DONE, PENDING, CORRUPT = "done", "pending", "corrupt"
+_OWN_SUFFIX = re.compile(r"(_step\d{5,})?\.png")  # a unit's image and its snapshots
+
+
+@dataclass(frozen=True)
+class UnitState:
+    """What a unit's files say: ``done``, ``pending`` (no JSON) or ``corrupt`` (``problem`` says why)."""
+
+    status: str
+    record: dict[str, Any] | None = None  # the unit's JSON, where it is the run's
+    problem: str = ""
 
 
 def unit_stem(unit: int) -> str:
@@ -31,33 +49,80 @@ def snapshot_suffix(step: int) -> str:
     return f"_step{step:05d}.png"
 
 
-def read_unit(out: Path, lp: LayerPlan, unit: int, spec_hash: str) -> dict[str, Any] | None:
-    """The unit's record if it is done for this run: its JSON parses, has the run's hash, and its
-    image exists with the recorded size; else None (the unit is to be rendered)."""
+def check_unit(out: Path, lp: LayerPlan, unit: int, spec_hash: str) -> UnitState:
+    """The state of a unit: done only if its JSON parses, has the run's hash, and every file it lists
+    is the unit's own and has the recorded size and sha256 (each file is read and hashed)."""
+    rel = unit_rel(lp, unit)
     try:
-        record = json.loads((out / unit_rel(lp, unit)).read_text(encoding="utf-8"))
-        if record.get("spec_hash") != spec_hash:
-            return None
-        image = record["image"]
-        if (out / image).stat().st_size != record["files"][image]["bytes"]:
-            return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-    return record
+        text = (out / rel).read_bytes()
+    except FileNotFoundError:
+        return UnitState(PENDING)
+    except OSError as err:
+        return UnitState(CORRUPT, None, f"{rel} cannot be read ({err.strerror})")
+    try:
+        record = json.loads(text)
+        files, image = record["files"], record["image"]
+        if not isinstance(files, dict) or image not in files:
+            raise ValueError(image)
+    except (ValueError, KeyError, TypeError):
+        return UnitState(CORRUPT, None, f"{rel} is not a unit record")
+    if record.get("spec_hash") != spec_hash:
+        return UnitState(CORRUPT, None, f"{rel} belongs to another spec")
+    own = unit_rel(lp, unit, "")
+    for name, expected in files.items():
+        problem = _file_problem(out, name, expected, own)
+        if problem:
+            return UnitState(CORRUPT, record, f"{name} {problem}")
+    return UnitState(DONE, record)
 
 
-def remove_temps(directory: Path, prefix: str) -> None:
-    """Delete leftover ``.<prefix>*.tmp`` files (from a write killed midway) in ``directory``."""
-    for tmp in directory.glob(f".{prefix}*.tmp"):
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+def _file_problem(out: Path, name: Any, expected: Any, own: str) -> str:
+    """What is wrong with one file a unit's JSON lists ('' if nothing): missing, other size, other hash."""
+    if not isinstance(name, str) or not name.startswith(own) or not _OWN_SUFFIX.fullmatch(name[len(own):]):
+        return "is not one of the unit's own files"
+    try:
+        size, digest = int(expected["bytes"]), str(expected["sha256"])
+        with open(out / name, "rb") as f:
+            data = f.read(size + 1)
+    except FileNotFoundError:
+        return "is missing"
+    except OSError as err:
+        return f"cannot be read ({err.strerror})"
+    except (KeyError, TypeError, ValueError):
+        return "has no recorded size and sha256"
+    if len(data) != size:
+        return f"has {'more than ' if len(data) > size else ''}{len(data)} bytes, {size} recorded"
+    if hashlib.sha256(data).hexdigest() != digest:
+        return "does not match its recorded sha256"
+    return ""
+
+
+def read_unit(out: Path, lp: LayerPlan, unit: int, spec_hash: str) -> dict[str, Any] | None:
+    """The unit's record if it is done for this run (see ``check_unit``); else None (it is to be rendered)."""
+    state = check_unit(out, lp, unit, spec_hash)
+    return state.record if state.status == DONE else None
+
+
+def remove_temps(directory: Path, stems: Iterable[str]) -> None:
+    """Delete leftover ``.<stem>.*.tmp`` and ``.<stem>_*.tmp`` files (from writes killed midway) of the
+    given file stems in ``directory``, listing it once."""
+    wanted = tuple(f".{s}{sep}" for s in stems for sep in "._")
+    if not wanted:
+        return
+    try:
+        entries = [e.name for e in os.scandir(directory)]
+    except OSError:
+        return
+    for name in entries:
+        if name.endswith(".tmp") and name.startswith(wanted):
+            with contextlib.suppress(OSError):
+                os.unlink(directory / name)
 
 
 def write_unit(out: Path, lp: LayerPlan, unit: int, image: Any, snapshots: dict[int, Any],
                record: dict[str, Any]) -> dict[str, Any]:
     """Write a unit's PNG(s), then its JSON (``record`` plus ``image`` and ``files``) last; return it."""
-    directory = ensure_dir(out, f"{UNITS_DIR}/{lp.dir}")
-    remove_temps(directory, unit_stem(unit))
+    ensure_dir(out, f"{UNITS_DIR}/{lp.dir}")
     files: dict[str, Any] = {}
     main = unit_rel(lp, unit, ".png")
     files[main] = write_png(out, main, image)
