@@ -20,9 +20,6 @@ from .batch import Worker, render_batch
 from .plan import Batch, Plan
 from .stop import EXIT_TERMINATED, BatchAbandoned, Progress, StopFlag, watch
 
-#: A worker still running this long after the SIGTERM deadline is stuck (in native code): killed.
-STUCK_AFTER_S = 1.0
-
 
 def run_workers(plan: Plan, pending: list[Batch], out: Path, devices: list[str], shard: str,
                 progress: Progress | None, saved: Callable[[str, list[int]], None],
@@ -50,17 +47,20 @@ def run_workers(plan: Plan, pending: list[Batch], out: Path, devices: list[str],
     for p in procs:
         p.start()
     ready, errors, reported, abandoned = 0, [], set(), []
+    busy: dict[int, int] = {}  # worker -> the batch it is rendering
     try:
         while True:
             if stop() and not halt.is_set():
                 halt.set()
             if stop.deadline is not None:
                 deadline.value = stop.deadline
-                if time.time() > stop.deadline + STUCK_AFTER_S:
+                if time.time() > stop.deadline:  # a worker still busy would miss it: its batch is lost anyway
                     for w, p in enumerate(procs):
                         if p.is_alive():
                             p.kill()
                             reported.add(w)
+                            if w in busy:
+                                abandoned.append(busy.pop(w))
             try:
                 ev = events.get(timeout=0.2)
             except queue.Empty:
@@ -76,9 +76,13 @@ def run_workers(plan: Plan, pending: list[Batch], out: Path, devices: list[str],
                     start.set()
             elif kind == "steps" and progress is not None:
                 progress(*ev[2:])
+            elif kind == "took":
+                busy[w] = ev[2]
             elif kind == "batch":
+                busy.pop(w, None)
                 saved(ev[2], ev[3])
             elif kind == "abandoned":
+                busy.pop(w, None)
                 abandoned.append(ev[2])
             elif kind == "error":
                 errors.append((w, ev[2], ev[3]))
@@ -134,14 +138,17 @@ def _worker_main(w: int, device: str, plan: Plan, out: str, shard: str, tasks: A
             if index is None:
                 break
             batch = plan.batches[index]
+            events.put(("took", w, index))
             try:
                 written = render_batch(plan, batch, Path(out), model, info, device,
                                        progress=watch(steps, lambda: deadline.value or None),
                                        worker=Worker(shard, w))
             except BatchAbandoned:
                 events.put(("abandoned", w, batch.index))
-                break
-            events.put(("batch", w, batch.layer, written))
+                events.close()
+                events.join_thread()  # the event is delivered; nothing is left to write
+                os._exit(0)  # skip the interpreter's teardown: the grace period is short
+            events.put(("batch", w, batch.layer, written, index))
     except FeatvizError as e:
         events.put(("error", w, str(e), e.exit_code))
     except Exception as e:  # noqa: BLE001 - reported to the coordinator in one line
