@@ -29,7 +29,7 @@ from .plan import (
     sweep_term,
 )
 from .record import archive_run, describe_diff, layers_of, open_run, read_record, run_lock, run_record
-from .run import SweepProgress, SweepReport, run_sweep
+from .run import Resume, SweepProgress, SweepReport, resume_check, run_sweep
 from .stop import (
     DEFAULT_GRACE_S,
     EXIT_INTERRUPTED,
@@ -44,11 +44,11 @@ from .units import UnitState, check_unit, read_unit, remove_temps, snapshot_suff
 __all__ = [
     "ARCHIVE_DIR", "DEFAULT_GRACE_S", "EXIT_INTERRUPTED", "EXIT_TERMINATED", "GRACE_ENV", "LOCK_FILE",
     "MANIFEST_FILE", "RUN_FILE", "SHEETS_DIR", "SWEEPABLE", "UNHASHED", "UNITS_DIR",
-    "Batch", "BatchAbandoned", "LayerPlan", "Plan", "Rebuilt", "StopFlag", "SweepProgress", "SweepReport",
+    "Batch", "BatchAbandoned", "LayerPlan", "Plan", "Rebuilt", "Resume", "StopFlag", "SweepProgress", "SweepReport",
     "UnitState", "Worker",
     "archive_run", "batch_spec", "check_unit", "collect_units", "default_batch", "describe_diff", "expand_units",
     "hash_of", "hashed_view", "interrupt_guard", "layer_widths", "layers_of", "make_plan", "open_run",
     "parse_devices", "parse_shard", "plan_batches", "read_record", "read_unit", "rebuild", "remove_temps",
-    "render_batch", "run_lock", "run_record", "run_sweep", "shard_batches", "sheet_rel", "snapshot_suffix",
+    "render_batch", "resume_check", "run_lock", "run_record", "run_sweep", "shard_batches", "sheet_rel", "snapshot_suffix",
     "sweep_term", "unit_rel", "unit_stem", "write_sheets", "write_unit",
 ]

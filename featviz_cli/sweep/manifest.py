@@ -20,6 +20,8 @@ from ..outputs import (
     make_grid,
     png_bytes,
     safe_join,
+    sha256_bytes,
+    sha256_file,
     write_bytes_if_changed,
 )
 from .layout import MANIFEST_FILE, RUN_FILE, SHEETS_DIR, UNITS_DIR
@@ -78,43 +80,76 @@ def sheet_rel(lp: LayerPlan, page: int) -> str:
     return f"{SHEETS_DIR}/{lp.dir}/sheet_{page:03d}.png"
 
 
-def write_sheets(out: Path, lp: LayerPlan, entries: list[dict[str, Any]], page_size: int) -> list[str | None]:
+def write_sheets(out: Path, lp: LayerPlan, entries: list[dict[str, Any]], page_size: int,
+                 previous: dict[str, Any] | None = None) -> list[dict[str, str] | None]:
     """Write the labelled contact sheets of one layer, ``page_size`` units each (pending units grey).
 
-    Returns one path per page, None for a page with no finished unit yet.
+    Returns one record per page (``sheet``: its path, ``key``: a hash of what it shows, ``sha256``),
+    None for a page with no finished unit yet. A sheet whose key and bytes match its record in
+    ``previous`` (sheet path -> record, from the last manifest) is kept as it is, not drawn again.
     """
+    sheets: list[dict[str, str] | None] = []
+    for p in range(0, len(entries), page_size):
+        page = entries[p : p + page_size]
+        if not any(e["status"] == DONE for e in page):
+            sheets.append(None)
+            continue
+        rel = sheet_rel(lp, p // page_size)
+        key = _sheet_key(page, page_size)
+        old = (previous or {}).get(rel) or {}
+        if old.get("key") == key and _sha_ok(out / rel, old.get("sha256")):
+            sheets.append({"sheet": rel, "key": key, "sha256": old["sha256"]})
+            continue
+        data = _draw_sheet(out, page)
+        if data is None:
+            sheets.append(None)
+            continue
+        ensure_dir(out, f"{SHEETS_DIR}/{lp.dir}")
+        write_bytes_if_changed(safe_join(out, rel), data)
+        sheets.append({"sheet": rel, "key": key, "sha256": sha256_bytes(data)})
+    return sheets
+
+
+def _sheet_key(page: list[dict[str, Any]], page_size: int) -> str:
+    """A hash of everything a sheet shows: labels, statuses and the images' sha256 (and featviz's version)."""
+    shown = [[e["label"], e["unit"], e["status"], e.get("sha256") if e["status"] == DONE else None] for e in page]
+    return sha256_bytes(json.dumps([__version__, page_size, shown]).encode("utf-8"))
+
+
+def _draw_sheet(out: Path, page: list[dict[str, Any]]) -> bytes | None:
+    """The PNG of one contact sheet, or None if none of its images can be read."""
     import numpy as np
     from PIL import Image
 
-    sheets: list[str | None] = []
-    for p in range(0, len(entries), page_size):
-        page = entries[p : p + page_size]
-        images, labels = [], []
-        for e in page:
-            arr = None
-            if e["status"] == DONE:
-                with contextlib.suppress(OSError, ValueError), Image.open(out / e["image"]) as im:
-                    arr = np.asarray(im.convert("RGB"))
-            images.append(arr)
-            labels.append(e["label"] if arr is not None else f"{e['unit']} {e['status']}")
-        shapes = [a.shape for a in images if a is not None]
-        if not shapes:
-            sheets.append(None)
-            continue
-        blank = np.full(shapes[0], 200, dtype=np.uint8)
-        grid = make_grid(np.stack([a if a is not None and a.shape == shapes[0] else blank for a in images]), labels)
-        rel = sheet_rel(lp, p // page_size)
-        ensure_dir(out, f"{SHEETS_DIR}/{lp.dir}")
-        write_bytes_if_changed(safe_join(out, rel), png_bytes(grid))
-        sheets.append(rel)
-    return sheets
+    images, labels = [], []
+    for e in page:
+        arr = None
+        if e["status"] == DONE:
+            with contextlib.suppress(OSError, ValueError), Image.open(out / e["image"]) as im:
+                arr = np.asarray(im.convert("RGB"))
+        images.append(arr)
+        labels.append(e["label"] if arr is not None else f"{e['unit']} {e['status']}")
+    shapes = [a.shape for a in images if a is not None]
+    if not shapes:
+        return None
+    blank = np.full(shapes[0], 200, dtype=np.uint8)
+    return png_bytes(make_grid(np.stack([a if a is not None and a.shape == shapes[0] else blank for a in images]),
+                               labels))
+
+
+def _sha_ok(path: Path, expected: str | None) -> bool:
+    try:
+        return expected is not None and sha256_file(path) == expected
+    except OutputError:
+        return False
 
 
 def rebuild(out: str | Path, *, page_size: int | None = None) -> Rebuilt:
     """Rebuild the manifest, contact sheets and gallery of ``out`` from its per-unit files.
 
     Runs under the directory's lock, so shards finishing together take turns; leftover
-    temporary files of shared files and of done units are removed.
+    temporary files of shared files and of done units are removed. Contact sheets whose units
+    have not changed are kept; the manifest is written before the gallery's pages.
     """
     from . import gallery
 
@@ -124,10 +159,13 @@ def rebuild(out: str | Path, *, page_size: int | None = None) -> Rebuilt:
         if record is None:
             raise OutputError(f"{out} has no {RUN_FILE}: it is not a sweep output directory; "
                               "give the --out of a 'featviz sweep' run")
-        size = page_size or _last_page_size(out) or int(record.get("page_size") or 64)
+        last = _last_manifest(out)
+        size = page_size or last.get("page_size") or int(record.get("page_size") or 64)
         entries = collect_units(out, record)
         layers = layers_of(record)
-        by_layer = {lp.layer: [e for e in entries if e["layer"] == lp.layer] for lp in layers}
+        by_layer: dict[str, list[dict[str, Any]]] = {lp.layer: [] for lp in layers}
+        for e in entries:
+            by_layer[e["layer"]].append(e)
         for lp in layers:
             examples = gallery.load_examples(out, lp.layer)
             for e in by_layer[lp.layer]:
@@ -135,11 +173,12 @@ def rebuild(out: str | Path, *, page_size: int | None = None) -> Rebuilt:
         summaries = []
         sheet_files = set()
         for lp in layers:
-            sheets = write_sheets(out, lp, by_layer[lp.layer], size)
-            sheet_files.update(s for s in sheets if s)
+            sheets = write_sheets(out, lp, by_layer[lp.layer], size, last.get("sheets"))
+            sheet_files.update(s["sheet"] for s in sheets if s)
             rows = by_layer[lp.layer]
             summaries.append({"layer": lp.layer, "dir": lp.dir, "channels": lp.channels, "units": len(rows),
-                              "done": sum(e["status"] == DONE for e in rows), "sheets": sheets})
+                              "done": sum(e["status"] == DONE for e in rows),
+                              "sheets": [s["sheet"] if s else None for s in sheets], "sheet_keys": sheets})
         counts = {s: sum(e["status"] == s for e in entries) for s in (DONE, PENDING, CORRUPT)}
         manifest = {
             "featviz": __version__,
@@ -153,22 +192,29 @@ def rebuild(out: str | Path, *, page_size: int | None = None) -> Rebuilt:
             "layers": summaries,
             "units": entries,
         }
-        pages = gallery.write_gallery(out, record, manifest)
+        atomic_write_json(safe_join(out, MANIFEST_FILE), manifest)  # before the pages: a killed rebuild
+        pages = gallery.write_gallery(out, record, manifest)         # leaves the true counts
         if locked:
             _remove_stale(out, SHEETS_DIR, sheet_files)
             _remove_stale(out, gallery.GALLERY_DIR, set(pages))
             _remove_shared_temps(out, entries, layers)
-        atomic_write_json(safe_join(out, MANIFEST_FILE), manifest)
     return Rebuilt(out / gallery.INDEX_FILE, manifest)
 
 
-def _last_page_size(out: Path) -> int | None:
-    """The page size the last rebuild used (from ``manifest.json``), if any."""
+def _last_manifest(out: Path) -> dict[str, Any]:
+    """The ``manifest.json`` the last rebuild wrote, or {}: its page size, and the records of its sheets
+    (sheet path -> record), which are kept where what they show has not changed."""
     try:
-        value = json.loads((out / MANIFEST_FILE).read_text(encoding="utf-8")).get("page_size")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return value if isinstance(value, int) and value > 0 else None
+        manifest = json.loads((out / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(manifest, dict):
+        return {}
+    size = manifest.get("page_size")
+    layers = manifest.get("layers") if isinstance(manifest.get("layers"), list) else []
+    sheets = [s for lay in layers if isinstance(lay, dict) for s in lay.get("sheet_keys") or []]
+    return {"page_size": size if isinstance(size, int) and size > 0 else None,
+            "sheets": {s["sheet"]: s for s in sheets if isinstance(s, dict) and isinstance(s.get("sheet"), str)}}
 
 
 def _remove_stale(out: Path, top: str, keep: set[str]) -> None:

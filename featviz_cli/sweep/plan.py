@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -128,7 +129,8 @@ def expand_units(raw: int | str | list[int | str] | None, field: str, layer: str
     for u in units:
         if not 0 <= u < n:
             raise LayerError(f"{field}: unit {u} is out of range for {shown} with {n} units (0..{n - 1}).")
-    dup = next((u for u in units if units.count(u) > 1), None)
+    counts = Counter(units)
+    dup = next((u for u in units if counts[u] > 1), None)
     if dup is not None:
         raise SpecError(field, f"unit {dup} is listed twice; list each unit once.")
     return tuple(units)

@@ -86,8 +86,10 @@ def run_sweep(spec: Spec, out: str | Path | None = None, *, shard: tuple[int, in
         plan = make_plan(spec, model, info, device_type, recorded_batch=recorded)
         open_run(out, plan, info, existing, new_run=new_run)
     mine = shard_batches(plan.batches, *shard)
-    report = SweepReport(out, plan.spec_hash, plan.total, sum(len(b.units) for b in mine), 0, devices=devices)
-    pending = _resume(out, plan, mine, report)
+    resume = resume_check(out, plan, mine)
+    report = SweepReport(out, plan.spec_hash, plan.total, sum(len(b.units) for b in mine), resume.done,
+                         devices=devices, damaged=resume.damaged)
+    pending = resume.pending
     if report.damaged and notify is not None:
         shown = "; ".join(report.damaged[:3]) + (f"; {len(report.damaged) - 3} more" if len(report.damaged) > 3 else "")
         notify(f"Re-rendering {len(report.damaged)} damaged unit(s): {shown}.")
@@ -131,14 +133,24 @@ def run_sweep(spec: Spec, out: str | Path | None = None, *, shard: tuple[int, in
     return report
 
 
-def _resume(out: Path, plan: Plan, mine: list[Batch], report: SweepReport) -> list[Batch]:
-    """Count this shard's done units into ``report`` (hashing their files) and return the batches to render."""
-    pending = []
-    for b in mine:
+@dataclass
+class Resume:
+    """What a shard's directory holds before a run: done units, damaged ones, and the batches to render."""
+
+    done: int
+    damaged: list[str]
+    pending: list[Batch]
+
+
+def resume_check(out: Path, plan: Plan, batches: list[Batch]) -> Resume:
+    """Check every unit of ``batches`` (hashing its files, ``units.check_unit``): which are done,
+    which are damaged (and how), and which batches still have a unit to render."""
+    result = Resume(0, [], [])
+    for b in batches:
         lp = plan.layer(b.layer)
         states = [check_unit(out, lp, u, plan.spec_hash) for u in b.units]
-        report.done_before += sum(s.status == DONE for s in states)
-        report.damaged += [s.problem for s in states if s.status == CORRUPT]
+        result.done += sum(s.status == DONE for s in states)
+        result.damaged += [s.problem for s in states if s.status == CORRUPT]
         if any(s.status != DONE for s in states):
-            pending.append(b)
-    return pending
+            result.pending.append(b)
+    return result
