@@ -9,11 +9,11 @@ BENCHSTAMP := $(VENV)/.installed-bench
 BENCH_ARGS ?=
 OUT    ?= out/quickstart
 
-.PHONY: demo test bench venv dev clean help chromium
+.PHONY: demo test bench venv dev clean help chromium slurm
 
 help:
 	@echo "make demo   - render configs/quickstart.yaml on the embedded EfficientNet-Lite0 into $(OUT)"
-	@echo "make test   - install the dev extras (and Debian's chromium where missing) and run the test suite"
+	@echo "make test   - install the dev extras (and Debian's chromium, SLURM and munge where missing) and run the test suite"
 	@echo "make bench  - install torch-lucent 0.1.8 beside featviz and run benchmarks/compare.py (BENCH_ARGS=--quick)"
 
 $(PY):
@@ -45,7 +45,19 @@ chromium:
 	  { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; } \
 	    || echo "warning: could not install chromium; the browser test will be skipped"; }
 
-test: $(DEVSTAMP) chromium
+# The SLURM test starts a one-node cluster on localhost: Debian's slurmctld, slurmd, slurm-client and
+# munge, installed where missing (as root, or through sudo). Where they cannot be installed it is skipped.
+SLURM_PKGS := slurmctld slurmd slurm-client munge
+slurm:
+	@PATH="$$PATH:/usr/sbin:/sbin"; \
+	for c in munged slurmctld slurmd sbatch; do command -v $$c >/dev/null 2>&1 || missing=1; done; \
+	[ -z "$$missing" ] || { \
+	  echo "installing Debian's $(SLURM_PKGS) for the SLURM test"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(SLURM_PKGS); } \
+	    || echo "warning: could not install $(SLURM_PKGS); the SLURM test will be skipped"; }
+
+test: $(DEVSTAMP) chromium slurm
 	$(PY) -m pytest
 
 # torch-lucent's declared pins are old: the versions that work with today's torch, without their deps.
