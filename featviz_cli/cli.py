@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import __version__
-from .errors import FeatvizError
+from .errors import FeatvizError, SpecError
 from .progress import ProgressDisplay
 
 app = typer.Typer(
@@ -104,17 +104,26 @@ def _load(config: Path, overrides: list[str] | None, *, out: Path | None = None,
 @app.command()
 @command
 def render(
-    config: ConfigArg,
+    config: Annotated[Optional[Path], typer.Argument(
+        help="YAML experiment spec (or --example NAME).", exists=True, dir_okay=False, readable=True)] = None,
     out: OutOpt = None,
     steps: StepsOpt = None,
     device: DeviceOpt = None,
     seed: SeedOpt = None,
     set_: SetOpt = None,
     quiet: QuietOpt = False,
+    example: Annotated[Optional[str], typer.Option(
+        metavar="NAME", help="Render a spec shipped inside featviz instead of CONFIG: quickstart (four classes of "
+                             "the embedded EfficientNet-Lite0), into ./featviz-NAME unless --out.")] = None,
 ) -> None:
     """Render the images a spec describes into its output directory."""
     from .api import render_to_dir
 
+    if (config is None) == (example is None):
+        raise SpecError("CONFIG", "give a spec file or --example NAME (e.g. --example quickstart)"
+                        + (", not both." if config else "."))
+    if example is not None:
+        config, out = _bundled_spec(example), out or Path(f"featviz-{example}")
     spec = _load(config, set_, steps=steps, device=device, seed=seed, out=out)
     with _display(quiet) as progress:
         examples_progress = progress.stage("images", "images/s") if progress else None
@@ -127,6 +136,17 @@ def render(
     typer.echo(str(grid if "grid.png" in files else out_dir / "meta.json"))
     if result.examples is not None:
         _report_examples(*result.examples)
+
+
+def _bundled_spec(name: str) -> Path:
+    """The spec ``name`` shipped inside the package (``featviz_cli/specs/<name>.yaml``)."""
+    from importlib.resources import files
+
+    root = Path(str(files("featviz_cli") / "specs"))
+    shipped = sorted(p.stem for p in root.glob("*.yaml"))
+    if name not in shipped:
+        raise SpecError("--example", f"{name!r} is not a bundled example; choose one of: {', '.join(shipped)}.")
+    return root / f"{name}.yaml"
 
 
 @app.command()
