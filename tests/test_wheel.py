@@ -84,7 +84,7 @@ def test_the_wheel_installed_elsewhere_renders_the_bundled_quickstart(tmp_path: 
     assert "Rendered 4 image(s)" in result.stderr
 
 
-def test_example_and_config_are_one_or_the_other(tmp_path: Path) -> None:
+def test_example_and_config_are_one_or_the_other() -> None:
     runner = CliRunner()
     for args, message in [
         ([], "Error: CONFIG: give a spec file or --example NAME (e.g. --example quickstart)."),

@@ -121,14 +121,13 @@ def run_sweep(spec: Spec, out: str | Path | None = None, *, shard: tuple[int, in
         abandoned, failures = run_workers(plan, pending, out, devices, label, progress, saved, stop)
         report.abandoned += abandoned
         report.failures += failures
-    report.interrupted = stop() and report.done < report.total
     if build_gallery:
         rebuilt = rebuild(out, page_size=spec.sweep.page_size)
         report.index = rebuilt.index
         keys = {(b.layer, u) for b in mine for u in b.units}
         report.done_in_manifest = sum(e["status"] == DONE and (e["layer"], e["unit"]) in keys
                                       for e in rebuilt.manifest["units"])
-        report.interrupted = stop() and report.done < report.total
+    report.interrupted = stop() and report.done < report.total
     report.elapsed_s = time.perf_counter() - t0
     return report
 
