@@ -6,7 +6,9 @@ sweep's own ``make_plan``; every unit is then written as a finished sweep writes
 times the resume check a rerun makes (``resume_check``: every unit's files read and hashed) and
 the rebuild (``rebuild``: manifest, contact sheets and every gallery page), first into a
 directory without them (cold) and then again with nothing changed (warm, what every shard that
-finishes does). Per-unit figures show whether anything grows faster than linearly::
+finishes does), and three parts of a warm rebuild on their own: checking the units
+(``collect_units``), writing ``manifest.json`` and writing the gallery's pages. Per-unit figures
+show whether anything grows faster than linearly::
 
     python -m benchmarks.sweep_scale                          # 10,000 and 50,000 units, 16 px
     python -m benchmarks.sweep_scale --units 2000 --size 128  # the per-unit cost at a real image size
@@ -29,8 +31,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from featviz_cli import gallery
 from featviz_cli import sweep as sw
 from featviz_cli.config import parse_spec
+from featviz_cli.outputs import atomic_write_json
 from featviz_cli.sweep.record import utc_now
 
 
@@ -84,7 +88,6 @@ def measure(n_units: int, per_layer: int, size: int, root: Path, profile: bool =
     out.mkdir()
     figures: dict[str, float] = {"units": n_layers * width, "layers": n_layers}
     figures["plan_s"], plan = _timed(sw.make_plan, spec, model, info)
-    figures["shards_s"], _ = _timed(lambda: [sw.shard_batches(plan.batches, i, 16) for i in range(16)])
     sw.open_run(out, plan, info, None, new_run=False)
     figures["write_s"], _ = _timed(_write_units, out, plan, size)
     figures["resume_s"], resume = _timed(sw.resume_check, out, plan, plan.batches)
@@ -98,7 +101,10 @@ def measure(n_units: int, per_layer: int, size: int, root: Path, profile: bool =
     if profile:
         prof.disable()
         pstats.Stats(prof, stream=sys.stderr).sort_stats("cumulative").print_stats(25)
-    figures["collect_s"], _ = _timed(sw.collect_units, out, sw.read_record(out))
+    record = sw.read_record(out)
+    figures["collect_s"], _ = _timed(sw.collect_units, out, record)
+    figures["manifest_s"], _ = _timed(atomic_write_json, out / sw.MANIFEST_FILE, rebuilt.manifest)
+    figures["gallery_s"], _ = _timed(gallery.write_gallery, out, record, rebuilt.manifest)
     shutil.rmtree(out)
     return figures
 
@@ -121,7 +127,8 @@ def main() -> int:
             print(f"{int(r['units'])} units done ({int(r['layers'])} layers)", file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    keys = ["plan_s", "shards_s", "write_s", "resume_s", "collect_s", "rebuild_cold_s", "rebuild_warm_s"]
+    keys = ["plan_s", "write_s", "resume_s", "rebuild_cold_s", "rebuild_warm_s", "collect_s", "manifest_s",
+            "gallery_s"]
     print(f"{'units':>7} {'layers':>6} " + " ".join(f"{k[:-2]:>13}" for k in keys))
     for r in rows:
         print(f"{int(r['units']):>7} {int(r['layers']):>6} " + " ".join(f"{r[k]:>12.3f}s" for k in keys))
