@@ -31,10 +31,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from featviz_cli import gallery
 from featviz_cli import sweep as sw
 from featviz_cli.config import parse_spec
 from featviz_cli.outputs import atomic_write_json
+from featviz_cli.sweep import gallery
 from featviz_cli.sweep.record import utc_now
 
 
