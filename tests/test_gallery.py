@@ -252,7 +252,7 @@ def test_browser_loads_pages_decodes_images_and_navigates(galleries: dict[str, P
     assert _page(b) == "act2/page_000.html"
     b.follow('a[href="unit_00001.html"]')
     assert _page(b) == "act2/unit_00001.html"
-    _decoded(b, 5)  # the image, one snapshot, three example crops
+    _decoded(b, 7)  # the image, one snapshot, three example crops and the whole images of two (one has none)
     assert b.eval("document.querySelector('a[href$=\"top_00_full.jpg\"] img').naturalWidth") == 24
     b.screenshot(tmp_path / "unit.png")
     b.press("ArrowRight", 39)

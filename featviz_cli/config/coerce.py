@@ -67,6 +67,12 @@ def _coerce(tp: Any, value: Any, path: str, meta: Any = None) -> Any:
         expected = " or ".join(_describe(a) for a in args)
         if len(errors) == 1:
             raise errors[0]
+        # Where one alternative has the value's own kind (a word, a mapping), its error says more.
+        kind = [e for a, e in zip([a for a in args if a is not type(None)], errors)
+                if (isinstance(value, str) and get_origin(a) is Literal)
+                or (isinstance(value, dict) and dataclasses.is_dataclass(a))]
+        if len(kind) == 1:
+            raise kind[0]
         raise SpecError(path, f"expected {expected}, got {type_name(value)} {value!r}.")
     if origin is Literal:
         choices = get_args(tp)

@@ -19,6 +19,7 @@ from ..errors import OutputError, SpecError
 from ..outputs import atomic_write_json, ensure_dir, safe_join
 from .layout import ARCHIVE_DIR, LOCK_FILE, MANIFEST_FILE, RUN_FILE, SHEETS_DIR, UNITS_DIR
 from .plan import LayerPlan, Plan
+from .techniques import Technique, from_record
 
 
 @contextlib.contextmanager
@@ -66,8 +67,8 @@ def read_record(out: Path) -> dict[str, Any] | None:
 
 
 def run_record(plan: Plan, info: Any) -> dict[str, Any]:
-    """The content of ``sweep.json`` for a plan."""
-    return {
+    """The content of ``sweep.json`` for a plan (``techniques`` only where the sweep has them)."""
+    record = {
         "featviz": __version__,
         "spec_hash": plan.spec_hash,
         "created": utc_now(),
@@ -84,6 +85,9 @@ def run_record(plan: Plan, info: Any) -> dict[str, Any]:
         "hashed": plan.hashed,
         "spec": spec_to_dict(plan.spec),
     }
+    if plan.techniques:
+        record["techniques"] = [t.record() for t in plan.techniques]
+    return record
 
 
 def layers_of(record: dict[str, Any]) -> list[LayerPlan]:
@@ -93,6 +97,20 @@ def layers_of(record: dict[str, Any]) -> list[LayerPlan]:
                   tuple(d["names"]) if d.get("names") is not None else None)
         for d in record["layers"]
     ]
+
+
+def techniques_in(record: dict[str, Any]) -> tuple[Technique, ...]:
+    """The techniques a ``sweep.json`` record lists; () for a sweep without them."""
+    return tuple(from_record(d) for d in record.get("techniques") or [])
+
+
+def unit_layers(record: dict[str, Any]) -> list[LayerPlan]:
+    """Every directory of unit files a record plans: its layers, each once per technique (layer by layer)."""
+    techniques = techniques_in(record)
+    layers = layers_of(record)
+    if not techniques:
+        return layers
+    return [lp.rendered_by(t) for lp in layers for t in techniques]
 
 
 def open_run(out: Path, plan: Plan, info: Any, record: dict[str, Any] | None, *, new_run: bool) -> dict[str, Any]:
