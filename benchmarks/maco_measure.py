@@ -27,10 +27,12 @@ def colourfulness(image: torch.Tensor) -> float:
 
 
 def pixel_stats(images: torch.Tensor) -> dict[str, float]:
-    """Mean over (N, 3, H, W) images in [0, 1]: pixel std, 1st-99th percentile spread, colourfulness."""
-    rows = [(float(x.std(dim=(1, 2)).mean()), float(x.quantile(0.99) - x.quantile(0.01)), colourfulness(x))
-            for x in images]
-    return {k: sum(r[i] for r in rows) / len(rows) for i, k in enumerate(("std", "p1_p99", "colour"))}
+    """Mean over (N, 3, H, W) images in [0, 1]: pixel std, 1st-99th percentile spread, colourfulness, HF share."""
+    from benchmarks.quality import high_frequency_share
+
+    rows = [(float(x.std(dim=(1, 2)).mean()), float(x.quantile(0.99) - x.quantile(0.01)), colourfulness(x),
+             high_frequency_share(x)) for x in images]
+    return {k: sum(r[i] for r in rows) / len(rows) for i, k in enumerate(("std", "p1_p99", "colour", "hf"))}
 
 
 def corner_share(raw: torch.Tensor, radius: float) -> tuple[float, float]:
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     photos = torch.stack([load_image(p, size) for p in list_images(PHOTOS)])
     st = pixel_stats(photos)
     print(f"photos ({len(photos)} in tests/data, {size} px): pixel std {st['std']:.3f}, "
-          f"1-99 % spread {st['p1_p99']:.2f}, colourfulness {st['colour']:.0f}")
+          f"1-99 % spread {st['p1_p99']:.2f}, colourfulness {st['colour']:.0f}, HF share {st['hf']:.3f}")
     spectrum = compute_spectrum(PHOTOS, size)["magnitude"]
     slopes, amps = fit_power_law(spectrum, 2 / 256, 0.4)
     print("photos' spectrum, power law per decorrelated channel (luminance, colour 1, colour 2):")
@@ -101,9 +103,9 @@ def main(argv: list[str] | None = None) -> int:
             st = pixel_stats(to_valid_rgb(raw, decorrelate=True, output="sigmoid"))
         var, area = corner_share(raw, size * 24 / 256)
         print(f"  {name:44s} pixel std {st['std']:.3f}, 1-99 % spread {st['p1_p99']:.2f}, colourfulness "
-              f"{st['colour']:3.0f}, variance near the corners {var:.3f} (area {area:.3f})")
+              f"{st['colour']:3.0f}, HF share {st['hf']:.3f}, variance near the corners {var:.3f} (area {area:.3f})")
     print("random crops: how often a pixel is inside a crop, edge ring (outer 10 %) / centre (central 20 %):")
-    for box in (0.5, 0.25):
+    for box in (0.5, 0.35, 0.25):
         for centres in ("normal", "uniform"):
             edge, mid = crop_coverage(centres, box)
             print(f"  box {box:.2f}, centres {centres:7s}: edge {edge:.3f}, centre {mid:.3f}, ratio {edge / mid:.2f}")

@@ -53,7 +53,10 @@ def _interp(shared: bool, align: float) -> dict[str, Any]:
 
 
 DEEP = {"type": "channel", "layer": "_blocks.14", "units": [7, 31, 64, 100]}
-MACO_TRANSFORMS = [{"type": "crops", "count": 32, "box": [0.5, 0.05]}, {"type": "noise", "std": 0.04}]
+ACCENT_WEIGHT = 10.0  # regularizers.features.weight of configs/accentuation.yaml
+MACO_BOX = 0.35  # crop side / canvas side: 640 * 0.35 = 224 px, the model's input
+MACO_TRANSFORMS = [{"type": "crops", "count": 4, "box": [MACO_BOX, MACO_BOX], "centres": "uniform"},
+                   {"type": "noise", "std": 0.04}]
 
 EXPERIMENTS: dict[str, dict[str, Any]] = {
     # Q3: what the decorrelated space does, at equal steps (and the sign step's high frequencies)
@@ -81,12 +84,10 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     "interp_shared_align003": _interp(True, 0.03),
     "interp_shared": _interp(True, 0.0),
     "interp_free": _interp(False, 0.0),
-    # MACO against the FFT default on a deep layer, equal steps
-    "deep_fft": _spec(DEEP),
-    "deep_maco": _spec(DEEP, param={"type": "maco", "size": 256}, transforms=MACO_TRANSFORMS,
-                       optimizer={"type": "nadam", "lr": 1.0}),
-    "deep_maco_photos": _spec(DEEP, param={"type": "maco", "size": 256, "spectrum": "SPECTRUM"},
-                              transforms=MACO_TRANSFORMS, optimizer={"type": "nadam", "lr": 1.0}),
+    # MACO against the FFT default on a deep layer, equal steps (128: rendered on a CPU)
+    "deep_fft": _spec(DEEP, steps=128),
+    "deep_maco": _spec(DEEP, param={"type": "maco", "size": 640}, transforms=MACO_TRANSFORMS,
+                       optimizer={"type": "nadam", "lr": 1.0}, steps=128, output={"alpha": True}),
     # CPPN
     "cppn": _spec({"type": "channel", "layer": "_blocks.8", "units": [3, 17, 42, 64]},
                   param={"type": "cppn", "size": 128}, optimizer={"type": "adam", "lr": 0.005}, steps=512),
@@ -100,6 +101,10 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     "photo_accent_held": _spec({"type": "logit", "unit": "goldfish"},
                                param={"size": 128, "init_image": "tests/data/coffee.jpg"},
                                regularizers={"init_l2": 20.0}, steps=128),
+    "photo_accent_features": _spec({"type": "logit", "unit": "goldfish"},
+                                   param={"size": 128, "init_image": "tests/data/coffee.jpg"},
+                                   regularizers={"features": {"layer": "_blocks.4", "weight": ACCENT_WEIGHT}},
+                                   steps=128),
     **{f"photo_accent_l2_{w}": _spec({"type": "logit", "unit": "goldfish"},
                                      param={"size": 128, "init_image": "tests/data/coffee.jpg"},
                                      regularizers={"init_l2": float(w)}, steps=128) for w in (200, 1000, 5000)},
@@ -169,12 +174,9 @@ def render_all(device: str, out: Path, only: list[str] | None, steps: int | None
 
     from featviz_cli.config import ModelSpec, parse_spec
     from featviz_cli.engine import render
-    from featviz_cli.params.spectrum import compute_spectrum, save_spectrum
     from featviz_cli.models import load_model
 
     out.mkdir(parents=True, exist_ok=True)
-    spectrum = out / "spectrum.pt"
-    save_spectrum(compute_spectrum(ROOT / "tests" / "data", 256), spectrum)
     model, info = load_model(ModelSpec(**MODEL))
     arrays: dict[str, np.ndarray] = {}
     metrics: dict[str, Any] = {"device": device, "torch": torch.__version__}
@@ -183,7 +185,7 @@ def render_all(device: str, out: Path, only: list[str] | None, steps: int | None
     for name, data in EXPERIMENTS.items():
         if only and name not in only:
             continue
-        data = json.loads(json.dumps(data).replace('"SPECTRUM"', json.dumps(str(spectrum))))
+        data = json.loads(json.dumps(data))
         if steps:  # a quick check of the script itself
             data["steps"] = steps
         spec = parse_spec({**data, "device": device})
@@ -191,6 +193,8 @@ def render_all(device: str, out: Path, only: list[str] | None, steps: int | None
         result = render(spec, model=model, info=info)
         images = (result.images.clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
         arrays[name] = images
+        if result.alpha is not None:
+            arrays[f"{name}_alpha"] = (result.alpha.numpy() * 255).round().astype(np.uint8)
         m = {"labels": result.labels, "values": [round(v, 4) for v in result.values],
              "seconds": round(time.perf_counter() - t0, 2), "description": result.description,
              "hf_share": high_frequency_share(images)}
@@ -265,9 +269,13 @@ def compose(renders: list[Path], size: int = 96) -> None:
                                    (("interp_free", "unshared"), ("interp_shared_align01", "shared+align"))]))
     gif = gif_bytes(_small(r["interp_shared_align01"], 72), duration_ms=200, pingpong=False)
     (HERE / "interpolation.gif").write_bytes(gif)
+    canvas = r["deep_maco"]
+    side = int(round(MACO_BOX * canvas.shape[1]))
+    crops = canvas[:, (canvas.shape[1] - side) // 2:][:, :side, (canvas.shape[2] - side) // 2:][:, :, :side]
     _save("maco", _stack([_row(r["deep_fft"], ["FFT"] + [""] * 3, size),
-                          _row(r["deep_maco"], ["MACO 1/f"] + [""] * 3, size),
-                          _row(r["deep_maco_photos"], ["MACO photos"] + [""] * 3, size)]))
+                          _row(canvas, ["MACO canvas"] + [""] * 3, size),
+                          _row(crops, ["MACO crop"] + [""] * 3, size),
+                          _row(_on_white(canvas, r["deep_maco_alpha"]), ["MACO + alpha"] + [""] * 3, size)]))
     _save("cppn", _stack([_row(r["cppn"], ["CPPN"] + [""] * 3, size), _row(r["cppn_fft"], ["FFT"] + [""] * 3, size)]))
     from featviz_cli.images import load_image
 
@@ -276,10 +284,18 @@ def compose(renders: list[Path], size: int = 96) -> None:
 
     _save("photo", _row(np.stack([photo("tests/data/chelsea.jpg"), r["photo_deepdream"][0],
                                   photo("tests/data/coffee.jpg"), r["photo_accent_free"][0],
-                                  r["photo_accent_l2_1000"][0], r["photo_accent_l2_5000"][0]]),
-                        ["photo", "deepdream", "photo", "init_l2 0", "init_l2 1000", "init_l2 5000"], size))
+                                  r["photo_accent_l2_1000"][0], r["photo_accent_l2_5000"][0],
+                                  r["photo_accent_features"][0]]),
+                        ["photo", "deepdream", "photo", "init_l2 0", "init_l2 1000", "init_l2 5000", "features"],
+                        size))
     _save("relu_redirect", _stack([_row(r["relu_off"][:4], ["redirect 0"] + [""] * 3, size),
                                    _row(r["relu_on"][:4], ["redirect 16"] + [""] * 3, size)]))
+
+
+def _on_white(images: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """(N, H, W, 3) uint8 images composited over white with their (N, H, W) uint8 transparency maps."""
+    a = alpha.astype(np.float64)[..., None] / 255
+    return np.rint(images * a + 255 * (1 - a)).astype(np.uint8)
 
 
 def _small(images: np.ndarray, size: int) -> np.ndarray:
