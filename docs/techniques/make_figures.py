@@ -101,10 +101,13 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     "photo_accent_held": _spec({"type": "logit", "unit": "goldfish"},
                                param={"size": 128, "init_image": "tests/data/coffee.jpg"},
                                regularizers={"init_l2": 20.0}, steps=128),
-    "photo_accent_features": _spec({"type": "logit", "unit": "goldfish"},
-                                   param={"size": 128, "init_image": "tests/data/coffee.jpg"},
-                                   regularizers={"features": {"layer": "_blocks.4", "weight": ACCENT_WEIGHT}},
-                                   steps=128),
+    # feature accentuation: configs/accentuation.yaml and its variants (256 px, CPU bf16 as the config runs)
+    **{f"accent_{name}": _spec({"type": "logit", "unit": "tiger"},
+                               param={"size": 256, "init_image": "tests/data/chelsea.jpg"}, regularizers=reg,
+                               steps=128, precision="auto", output={"alpha": True})
+       for name, reg in (("plain", {}), ("pixels", {"init_l2": 1000.0}),
+                         ("features", {"features": {"layer": "_blocks.4", "weight": ACCENT_WEIGHT}}),
+                         ("features50", {"features": {"layer": "_blocks.4", "weight": 50.0}}))},
     **{f"photo_accent_l2_{w}": _spec({"type": "logit", "unit": "goldfish"},
                                      param={"size": 128, "init_image": "tests/data/coffee.jpg"},
                                      regularizers={"init_l2": float(w)}, steps=128) for w in (200, 1000, 5000)},
@@ -249,47 +252,74 @@ def _save(name: str, image: np.ndarray) -> None:
 
 
 def compose(renders: list[Path], size: int = 96) -> None:
-    """Assemble the figures of the page from renders.npz files (later ones win) into docs/techniques/."""
-    from featviz_cli.outputs import gif_bytes
+    """Assemble the figures of the page from renders.npz files (later ones win) into docs/techniques/.
+
+    A figure whose renders are not all there is skipped (and said so), so that one figure can be
+    re-rendered on its own (``render --only ...``).
+    """
+    from featviz_cli.images import load_image
+    from featviz_cli.outputs import gif_bytes, heat_map
 
     r: dict[str, np.ndarray] = {}
     for folder in renders:
         r.update(np.load(folder / "renders.npz"))
+
+    def ready(figure: str, *names: str) -> bool:
+        gone = [n for n in names if n not in r]
+        if gone:
+            print(f"{figure}: skipped, no renders of {', '.join(gone)}")
+        return not gone
+
     param_names = [("param_pixel_rgb", "pixel Adam"), ("param_pixel_sgd_100", "pixel SGD"),
                    ("param_pixel_sign", "pixel sign"), ("param_pixel_decorrelated", "pix+dec Adam"),
                    ("param_fft_rgb", "FFT Adam"), ("param_fft_decorrelated", "FFT+dec Adam"),
                    ("param_fft_sign", "FFT+dec sign")]
-    rows = [_row(np.stack([r[n][k] for n, _ in param_names]), [lab for _, lab in param_names], 84) for k in (0, 1)]
-    _save("parameterizations", _stack(rows))
-    _save("directions", _stack([_row(r["basis"], [f"channel {u}" for u in range(4)], size),
-                                _row(r["random"], [f"random {s}" for s in range(1, 5)], size)]))
-    _save("diversity", _stack([_row(r[n], [f"weight {n.split('_')[1]}"] + [""] * 3, 88)
-                               for n in ("diversity_0", "diversity_8", "diversity_32")]))
-    _save("interpolation", _stack([_row(r[n], [label] + [""] * 7, 80) for n, label in
-                                   (("interp_free", "unshared"), ("interp_shared_align01", "shared+align"))]))
-    gif = gif_bytes(_small(r["interp_shared_align01"], 72), duration_ms=200, pingpong=False)
-    (HERE / "interpolation.gif").write_bytes(gif)
-    canvas = r["deep_maco"]
-    side = int(round(MACO_BOX * canvas.shape[1]))
-    crops = canvas[:, (canvas.shape[1] - side) // 2:][:, :side, (canvas.shape[2] - side) // 2:][:, :, :side]
-    _save("maco", _stack([_row(r["deep_fft"], ["FFT"] + [""] * 3, size),
-                          _row(canvas, ["MACO canvas"] + [""] * 3, size),
-                          _row(crops, ["MACO crop"] + [""] * 3, size),
-                          _row(_on_white(canvas, r["deep_maco_alpha"]), ["MACO + alpha"] + [""] * 3, size)]))
-    _save("cppn", _stack([_row(r["cppn"], ["CPPN"] + [""] * 3, size), _row(r["cppn_fft"], ["FFT"] + [""] * 3, size)]))
-    from featviz_cli.images import load_image
+    if ready("parameterizations", *(n for n, _ in param_names)):
+        rows = [_row(np.stack([r[n][k] for n, _ in param_names]), [lab for _, lab in param_names], 84)
+                for k in (0, 1)]
+        _save("parameterizations", _stack(rows))
+    if ready("directions", "basis", "random"):
+        _save("directions", _stack([_row(r["basis"], [f"channel {u}" for u in range(4)], size),
+                                    _row(r["random"], [f"random {s}" for s in range(1, 5)], size)]))
+    if ready("diversity", "diversity_0", "diversity_8", "diversity_32"):
+        _save("diversity", _stack([_row(r[n], [f"weight {n.split('_')[1]}"] + [""] * 3, 88)
+                                   for n in ("diversity_0", "diversity_8", "diversity_32")]))
+    if ready("interpolation", "interp_free", "interp_shared_align01"):
+        _save("interpolation", _stack([_row(r[n], [label] + [""] * 7, 80) for n, label in
+                                       (("interp_free", "unshared"), ("interp_shared_align01", "shared+align"))]))
+        gif = gif_bytes(_small(r["interp_shared_align01"], 72), duration_ms=200, pingpong=False)
+        (HERE / "interpolation.gif").write_bytes(gif)
+    if ready("maco", "deep_fft", "deep_maco", "deep_maco_alpha"):
+        canvas = r["deep_maco"]
+        side = int(round(MACO_BOX * canvas.shape[1]))
+        crops = canvas[:, (canvas.shape[1] - side) // 2:][:, :side, (canvas.shape[2] - side) // 2:][:, :, :side]
+        _save("maco", _stack([_row(r["deep_fft"], ["FFT"] + [""] * 3, size),
+                              _row(canvas, ["MACO canvas"] + [""] * 3, size),
+                              _row(crops, ["MACO crop"] + [""] * 3, size),
+                              _row(_on_white(canvas, r["deep_maco_alpha"]), ["MACO + alpha"] + [""] * 3, size)]))
+    if ready("cppn", "cppn", "cppn_fft"):
+        _save("cppn", _stack([_row(r["cppn"], ["CPPN"] + [""] * 3, size),
+                              _row(r["cppn_fft"], ["FFT"] + [""] * 3, size)]))
 
     def photo(path: str) -> np.ndarray:
         return (load_image(ROOT / path, 128).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
 
-    _save("photo", _row(np.stack([photo("tests/data/chelsea.jpg"), r["photo_deepdream"][0],
-                                  photo("tests/data/coffee.jpg"), r["photo_accent_free"][0],
-                                  r["photo_accent_l2_1000"][0], r["photo_accent_l2_5000"][0],
-                                  r["photo_accent_features"][0]]),
-                        ["photo", "deepdream", "photo", "init_l2 0", "init_l2 1000", "init_l2 5000", "features"],
-                        size))
-    _save("relu_redirect", _stack([_row(r["relu_off"][:4], ["redirect 0"] + [""] * 3, size),
-                                   _row(r["relu_on"][:4], ["redirect 16"] + [""] * 3, size)]))
+    accents = ("photo_accent_free", "photo_accent_l2_1000", "photo_accent_l2_5000")
+    if ready("photo", "photo_deepdream", *accents):
+        _save("photo", _row(np.stack([photo("tests/data/chelsea.jpg"), r["photo_deepdream"][0],
+                                      photo("tests/data/coffee.jpg"), *(r[n][0] for n in accents)]),
+                            ["photo", "deepdream", "photo", "init_l2 0", "init_l2 1000", "init_l2 5000"], size))
+    variants = (("plain", "no penalty"), ("pixels", "init_l2 1000"), ("features", f"features {ACCENT_WEIGHT:g}"),
+                ("features50", "features 50"))
+    if ready("accentuation", *(f"accent_{n}" for n, _ in variants), *(f"accent_{n}_alpha" for n, _ in variants)):
+        cat = (load_image(ROOT / "tests/data/chelsea.jpg", 256).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        heat = [heat_map(r[f"accent_{n}_alpha"][0] / 255) for n, _ in variants]
+        _save("accentuation", _stack([
+            _row(np.stack([cat, *(r[f"accent_{n}"][0] for n, _ in variants)]), ["photo", *(l for _, l in variants)], 128),
+            _row(np.stack([np.full_like(cat, 255), *heat]), ["", *(f"alpha: {l}" for _, l in variants)], 128)]))
+    if ready("relu_redirect", "relu_off", "relu_on"):
+        _save("relu_redirect", _stack([_row(r["relu_off"][:4], ["redirect 0"] + [""] * 3, size),
+                                       _row(r["relu_on"][:4], ["redirect 16"] + [""] * 3, size)]))
 
 
 def _on_white(images: np.ndarray, alpha: np.ndarray) -> np.ndarray:

@@ -13,7 +13,6 @@ from .rules import batch_size, parse_unit_range, sweep_only_field, term_path
 from .schema import json_schema
 from .spec import (
     SWEEP_BATCH_DEFAULTS,
-    FeatureRegularizerSpec,
     GeneratorSpec,
     ModelSpec,
     ObjectiveSpec,
@@ -27,7 +26,6 @@ from .spec import (
 
 __all__ = [
     "SWEEP_BATCH_DEFAULTS",
-    "FeatureRegularizerSpec",
     "GeneratorSpec",
     "ModelSpec",
     "ObjectiveSpec",
