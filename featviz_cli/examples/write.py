@@ -23,6 +23,7 @@ from .dataset import open_rgb, view_of
 from .layout import EXAMPLES_DIR, EXAMPLES_JSON, INDEX_HTML, layer_rel, read_examples, unit_dir
 from .pass_ import ExamplesResult, LayerExamples
 from .ranking import EMPTY
+from .stats import BINS
 
 CROP_SIZE = 128  # longer side of a saved crop, pixels
 FULL_SIZE = 320  # longer side of a saved whole image, pixels
@@ -196,8 +197,18 @@ def _layer_document(result: ExamplesResult, lx: LayerExamples, units: dict[str, 
         "input_size": result.info.input_size,
         "activation_shape": list(lx.shape),
         "receptive_field": rf,
+        "stats": layer_stats(lx),
         "units": units,
     }
+
+
+def layer_stats(lx: LayerExamples) -> dict[str, Any] | None:
+    """A layer's activation statistics for ``examples.json``: what was counted, and per unit (its number
+    as text) count, mean, std, range and histogram; None where the pass did not record them."""
+    if lx.stats is None:
+        return None
+    units = {str(u): found for u in range(lx.units) if (found := lx.stats.unit(u)) is not None}
+    return {"value": "maximum over space", "bins": BINS, "units": units}
 
 
 def layer_page(doc: dict[str, Any]) -> str:
