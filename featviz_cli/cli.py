@@ -149,13 +149,36 @@ def _bundled_spec(name: str) -> Path:
     return root / f"{name}.yaml"
 
 
+VALIDATE_FOR = ("render", "sweep", "examples")
+
+
 @app.command()
 @command
-def validate(config: ConfigArg, set_: SetOpt = None) -> None:
+def validate(
+    config: ConfigArg,
+    set_: SetOpt = None,
+    for_: Annotated[str, typer.Option("--for", metavar="COMMAND", help=(
+        "The command the spec is for: render (default), sweep or examples; the verdict is that command's "
+        "(e.g. units: 0:16 is a sweep's). Checks that need the model (layer names, unit ranges) run when it runs."))] = "render",
+) -> None:
     """Check a spec without loading any model."""
+    from .config import check_render
+
+    if for_ not in VALIDATE_FOR:
+        raise SpecError("--for", f"{for_!r} is not a command that takes a spec; use one of: {', '.join(VALIDATE_FOR)}.")
     spec = _load(config, set_)
+    note = ""
+    if for_ == "render":
+        check_render(spec)
+    elif for_ == "sweep":
+        from .sweep.plan import sweep_term
+
+        sweep_term(spec)
+        note = " for 'featviz sweep'"
+    else:
+        note = " for 'featviz examples'" + ("" if spec.dataset.images else " (give it --images DIR: no dataset.images)")
     terms = ", ".join(f"{t.type} {t.layer or 'output'}" for t in spec.objective)
-    typer.echo(f"OK: {config} (model {spec.model.name}; {terms}; {spec.steps} steps)")
+    typer.echo(f"OK: {config} (model {spec.model.name}; {terms}; {spec.steps} steps){note}")
 
 
 @app.command()

@@ -18,7 +18,7 @@ import torch.nn as nn
 from . import objectives as obj
 from . import runtime as rt
 from . import transforms as tf
-from .config import Spec, sweep_only_field
+from .config import Spec, check_render
 from .errors import OptimizationError, SpecError
 from .models import ModelInfo, load_model
 from .models.preprocess import Preprocess
@@ -99,10 +99,7 @@ def render(
     progress_every: int = 0,
 ) -> RenderResult:
     """Render the images a spec describes; a preloaded ``model``/``info`` skips loading."""
-    sweep_field = sweep_only_field(spec)
-    if sweep_field:
-        raise SpecError(sweep_field, "layer lists, 'all' and ranges are for sweeps: run 'featviz sweep SPEC', "
-                        "or give one layer and a list of units.")
+    check_render(spec)
     t0 = time.perf_counter()
     execution = rt.Execution.resolve(spec.device, spec.precision, spec.channels_last, spec.compile)
     if model is None or info is None:

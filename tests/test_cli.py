@@ -208,6 +208,41 @@ def test_validate_bad_set(runner: CliRunner, tmp_path: Path, tiny_spec: dict) ->
     assert "--set: 'steps' is not key.path=value" in _one_error_line(result.stderr)
 
 
+def test_validate_gives_the_verdict_of_the_command_the_spec_is_for(runner: CliRunner, tmp_path: Path,
+                                                                  tiny_spec: dict) -> None:
+    tiny_spec["objective"] = {"type": "channel", "layer": "act2", "units": "0:16"}
+    spec = _spec_file(tmp_path, tiny_spec)
+    refused = runner.invoke(app, ["render", str(spec), "--out", str(tmp_path / "r")])
+    assert refused.exit_code == 2
+    for args in (["validate", str(spec)], ["validate", str(spec), "--for", "render"]):  # render is the default
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and result.stdout == ""
+        assert _one_error_line(result.stderr) == _one_error_line(refused.stderr)  # the same verdict, word for word
+        assert "objective.units" in result.stderr and "featviz sweep" in result.stderr
+    result = runner.invoke(app, ["validate", str(spec), "--for", "sweep"])
+    assert result.exit_code == 0
+    assert result.stdout == f"OK: {spec} (model test_tiny; channel act2; 4 steps) for 'featviz sweep'\n"
+    swept = runner.invoke(app, ["sweep", str(spec), "--out", str(tmp_path / "s"), "-q", "--steps", "1"])
+    assert swept.exit_code == 0, swept.stderr  # and the sweep accepts it
+    result = runner.invoke(app, ["validate", str(spec), "--for", "examples"])
+    assert result.exit_code == 0 and "for 'featviz examples' (give it --images DIR" in result.stdout
+
+
+def test_validate_for_sweep_refuses_what_the_sweep_refuses(runner: CliRunner, tmp_path: Path, tiny_spec: dict) -> None:
+    spec = _spec_file(tmp_path, tiny_spec)  # one unit: a render's spec, and a sweep of that unit
+    assert runner.invoke(app, ["validate", str(spec), "--for", "sweep"]).exit_code == 0
+    tiny_spec["objective"] = [{"type": "channel", "layer": "act2", "units": "0:2"},
+                              {"type": "neuron", "layer": "act3", "units": "0:2"}]
+    spec = _spec_file(tmp_path, tiny_spec)
+    result = runner.invoke(app, ["validate", str(spec), "--for", "sweep"])
+    swept = runner.invoke(app, ["sweep", str(spec), "--out", str(tmp_path / "s"), "-q"])
+    assert result.exit_code == swept.exit_code == 2
+    assert _one_error_line(result.stderr) == _one_error_line(swept.stderr)
+    assert "objective[1].units" in result.stderr
+    result = runner.invoke(app, ["validate", str(spec), "--for", "gallery"])
+    assert result.exit_code == 2 and "--for: 'gallery' is not a command" in _one_error_line(result.stderr)
+
+
 def test_validate_yaml_syntax_error(runner: CliRunner, tmp_path: Path) -> None:
     path = tmp_path / "broken.yaml"
     path.write_text("steps: 4\nobjective: [\n")

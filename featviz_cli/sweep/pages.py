@@ -110,7 +110,7 @@ def unit_page(page: str, site: Site, layer: Layer, j: int, nav: Nav, examples: d
     shown = [{**x, "crop": href(page, x["crop"]), "full": href(page, x["full"]) if x.get("full") else None,
               "source": x.get("source") or "", "name": Path(str(x.get("source") or "")).name,
               "activation": number(x.get("activation"))} for x in first.get("examples") or []]
-    stats = ((examples.get("units") or {}).get(str(first["unit"])) or {}).get("stats")
+    stats = (((examples.get("stats") or {}).get("units") or {}).get(str(first["unit"])))
     marks = [(f"{r['title'] or 'render'}", r["faith"]["activation"]) for r in renders
              if r["faith"] and isinstance(r["faith"].get("activation"), (int, float))]
     label = first["label"] if first["label"] != str(first["unit"]) else None
