@@ -58,6 +58,12 @@ class RenderResult:
     #: With ``dataset.images``, ``render_to_dir`` puts the dataset examples pass here: (result, pages).
     examples: Any = None
 
+    def _repr_png_(self) -> bytes:
+        """The images as a labelled grid (PNG): how a notebook shows a result."""
+        from .outputs import png_bytes, preview_grid
+
+        return png_bytes(preview_grid(self.images.permute(0, 2, 3, 1), self.labels))
+
 
 @dataclass
 class Optimized:
