@@ -221,16 +221,25 @@ def rebuild(out: str | Path, *, page_size: int | None = None) -> Rebuilt:
 
 
 def add_faithfulness(out: Path, layers: list[LayerPlan], by_dir: dict[str, list[dict[str, Any]]]) -> None:
-    """Put each done unit's faithfulness (``featviz faithfulness``), where computed for its image, into its entry."""
+    """Put each done unit's faithfulness (``featviz faithfulness``) into its entry, where it was measured
+    for the unit's image(s) and the layer's dataset examples as they are now."""
+    from ..examples.layout import EXAMPLES_JSON, layer_rel
     from ..faithfulness.layout import read_layer
 
+    shas: dict[str, str | None] = {}
     for lp in layers:
-        found = read_layer(out, lp.dir)
+        if lp.layer not in shas:
+            path = out / layer_rel(lp.layer) / EXAMPLES_JSON
+            shas[lp.layer] = sha256_file(path) if path.is_file() else None
+        if shas[lp.layer] is None:
+            continue
+        found = read_layer(out, lp.dir, shas[lp.layer])
         if not found:
             continue
         for e in by_dir[lp.dir]:
             item = found.get(str(e["unit"]))
-            if e["status"] == DONE and item and item.get("sha256") == e.get("sha256"):
+            if (e["status"] == DONE and item and item.get("sha256") == e.get("sha256")
+                    and (item.get("sha256s") or None) == (e.get("sha256s") or None)):
                 e["faithfulness"] = item
 
 
