@@ -328,32 +328,6 @@ def gallery(
     typer.echo(str(result.index))
 
 
-@app.command()
-@command
-def faithfulness(
-    directory: Annotated[Path, typer.Argument(help="Output directory of a sweep, with 'featviz examples' output in it.",
-                                              exists=True, file_okay=False)],
-    device: DeviceOpt = None,
-    size: Annotated[Optional[int], typer.Option(help="Size at which renders and photos are compared (default: the "
-                                                     "renders' own).", min=8)] = None,
-    random: Annotated[int, typer.Option(help="Random photos of the examples' folder in the baseline.", min=1)] = 16,
-    path: Annotated[Optional[str], typer.Option(metavar="LAYERS", help="Comma-separated earlier layers to compare at "
-                                                "(default: up to 4 earlier layers of the unit's layer's type).")] = None,
-    threshold: Annotated[Optional[float], typer.Option(help="Flag renders whose path score is below this "
-                                                              "(default 0.5; see docs/microscope.md).")] = None,
-) -> None:
-    """Measure how far to trust each unit's renders: activation against its dataset examples, and whether the
-    network processes them like natural images on the way to the unit (resumable; then rebuilds the gallery)."""
-    from .faithfulness import run_faithfulness
-
-    layers = [p.strip() for p in path.split(",") if p.strip()] if path else None
-    report = run_faithfulness(directory, device=device, size=size, random=random, path=layers, notify=_say,
-                              **({"threshold": threshold} if threshold is not None else {}))
-    _say(f"{report.measured} unit(s) measured, {report.kept} kept from before, {report.flagged} flagged "
-         f"off-distribution (path score below {report.threshold}).")
-    typer.echo(str(report.index))
-
-
 def _say(message: str) -> None:
     """A diagnostic line on stderr (through rich on a terminal, so it does not break a progress bar)."""
     if err.is_terminal:
@@ -374,6 +348,12 @@ def schema() -> None:
 def _display(quiet: bool, **kwargs: Any) -> ProgressDisplay:
     """Progress on stderr (see ``progress.ProgressDisplay``)."""
     return ProgressDisplay(err, quiet, **kwargs)
+
+
+from . import cli_microscope  # noqa: E402 - its commands need the helpers above
+
+cli_microscope.register(app, command, _say, _display,
+                        cli_microscope.Options(device=DeviceOpt, set_=SetOpt, quiet=QuietOpt))
 
 
 def main() -> None:
