@@ -167,3 +167,26 @@ def test_two_shards_make_the_same_files_as_one_process(swept: Path, tmp_path: Pa
     assert sorted(p.relative_to(out).as_posix() for p in (out / "units").rglob("*.png")) == pngs
     assert all((out / rel).read_bytes() == (swept / rel).read_bytes() for rel in pngs)
     assert json.loads((out / "manifest.json").read_text())["done"] == 30
+
+
+def test_transparency_maps_are_unit_files_and_shown_beside_each_technique(tmp_path: Path) -> None:
+    data = spec_dict(objective={"type": "channel", "layer": "act2", "units": "0:2"}, steps=2,
+                     sweep={"batch": 4, "techniques": ["channel", {"diverse": 2}]}, output={"alpha": True})
+    out = tmp_path / "out"
+    assert sw.run_sweep(parse_spec(data), out).done == 4
+    unit = json.loads((out / "units/diverse2/act2/00001.json").read_text())
+    assert sorted(f for f in unit["files"] if "_step" not in f) == ["units/diverse2/act2/00001.png", "units/diverse2/act2/00001_1.png",
+                                     "units/diverse2/act2/00001_1_alpha.png", "units/diverse2/act2/00001_alpha.png"]
+    plain = copy.deepcopy(data)
+    plain.pop("sweep")
+    plain["objective"] = {"type": "channel", "layer": "act2", "units": [0, 1]}
+    result = featviz_cli.render(plain)  # the channel technique's map is the render's own transparency map
+    from featviz_cli.outputs import heat_map
+    from PIL import Image
+    import numpy as np
+
+    with Image.open(out / "units/channel/act2/00001_alpha.png") as im:
+        assert (np.asarray(im.convert("RGB")) == heat_map(result.alpha[1])).all()
+    page = (out / "gallery/act2/unit_00001.html").read_text()
+    assert page.count('alt="alpha"') == 3 and "00001_1_alpha.png" in page  # one per image, both techniques
+    assert sw.run_sweep(parse_spec(data), out).done_before == 4  # and they count as the unit's files on a rerun

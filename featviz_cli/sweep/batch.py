@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from .. import __version__
 from ..config import Spec
-from ..outputs import to_uint8
+from ..outputs import heat_map, to_uint8
 from .layout import UNITS_DIR
 from .plan import Batch, Plan
 from .record import utc_now
@@ -99,5 +99,6 @@ def render_batch(plan: Plan, batch: Batch, out: Path, model: Any, info: Any, dev
             "finished": utc_now(),
         }
         pictures = [(images[i], {s: v[i] for s, v in snaps.items()}) for i in range(first, first + k)]
-        write_unit(out, lp, unit, *pictures[0], record, others=pictures[1:])
+        maps = [{"alpha": heat_map(result.alpha[i])} for i in range(first, first + k)] if result.alpha is not None else []
+        write_unit(out, lp, unit, *pictures[0], record, others=pictures[1:], maps=maps)
     return todo

@@ -139,11 +139,13 @@ def remove_temps(directory: Path, stems: Iterable[str]) -> None:
 
 
 def write_unit(out: Path, lp: LayerPlan, unit: int, image: Any, snapshots: dict[int, Any],
-               record: dict[str, Any], *, others: Sequence[tuple[Any, dict[int, Any]]] = ()) -> dict[str, Any]:
+               record: dict[str, Any], *, others: Sequence[tuple[Any, dict[int, Any]]] = (),
+               maps: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     """Write a unit's PNG(s), then its JSON (``record`` plus ``image`` and ``files``) last; return it.
 
     ``others`` are further images of the unit with their snapshots (K diverse renders: images 1..K-1,
     ``00005_1.png``, ``00005_1_step00032.png``); the JSON then lists all of them under ``images``.
+    ``maps[k]`` are maps of image k by name (``{"alpha": heat map}``: ``00005_alpha.png``, ``00005_1_alpha.png``).
     """
     ensure_dir(out, f"{UNITS_DIR}/{lp.dir}")
     files: dict[str, Any] = {}
@@ -155,6 +157,9 @@ def write_unit(out: Path, lp: LayerPlan, unit: int, image: Any, snapshots: dict[
         for step in sorted(snaps):
             snap = unit_rel(lp, unit, image_suffix(k) + snapshot_suffix(step))
             files[snap] = write_png(out, snap, snaps[step])
+        for name, picture_map in sorted((maps[k] if k < len(maps) else {}).items()):
+            rel_map = unit_rel(lp, unit, f"{image_suffix(k)}_{name}.png")
+            files[rel_map] = write_png(out, rel_map, picture_map)
     main = images[0]
     full = {**record, "image": main, **({"images": images} if others else {}), "files": files}
     atomic_write_json(safe_join(out, unit_rel(lp, unit)), full)
