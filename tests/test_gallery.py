@@ -102,7 +102,12 @@ def check_links(out: Path) -> int:
     pages = [out / "index.html", *sorted((out / "gallery").rglob("*.html"))]
     n = 0
     for page in pages:
+        text = page.read_text(encoding="utf-8")
         for tag, url in links_of(page):
+            if url.startswith("#"):  # a section of the same page (a technique on a unit page)
+                assert f'id="{url[1:]}"' in text, f"{page.relative_to(out)}: no section {url}"
+                n += 1
+                continue
             assert "://" not in url and not url.startswith("/"), f"{page}: {url} is not a relative link"
             target = (page.parent / unquote(url)).resolve()
             assert target.is_file(), f"{page.relative_to(out)}: {tag} {url} does not resolve"
@@ -276,3 +281,90 @@ def test_browser_partial_gallery_has_no_broken_image(galleries: dict[str, Path],
                     ("gallery/act3/page_000.html", 3), ("index.html", 6)):
         browser.open((out / page).as_uri())
         _decoded(browser, n)
+
+
+# ---------------------------------------------------------------- the microscope in a browser
+
+
+@pytest.fixture(scope="module")
+def microscope(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An atlas of act2 and act3 (units 0..2) with three techniques, real photos' examples and faithfulness."""
+    from featviz_cli.sweep.atlas import run_atlas
+
+    from conftest import DATA
+
+    out = tmp_path_factory.mktemp("microscope") / "out"
+    report = run_atlas("test_tiny", out, layers=["act2", "act3"], units="0:3", steps=2, device="cpu", k=2,
+                       overrides=["param.size=16", "sweep.techniques=[channel, neuron, {diverse: 2}]",
+                                  "sweep.page_size=2"], images=str(DATA))
+    assert report.sweep.done == 18 and report.faithfulness.measured == 18
+    return out
+
+
+def _pages(out: Path) -> list[Path]:
+    return [out / "index.html", *sorted((out / "gallery").rglob("*.html"))]
+
+
+def test_browser_microscope_pages_have_no_errors_and_every_image_loads(microscope: Path, browser: Browser) -> None:
+    pages = _pages(microscope)
+    assert len(pages) == 1 + 2 * 2 * 3 + 6  # the index, 2 pages per layer and technique, 6 unit pages
+    for page in pages:
+        browser.errors.clear()
+        browser.open(page.as_uri())
+        images = _images(browser)
+        assert images and all(done and width > 0 for _, done, width in images), (page, images)
+        assert browser.errors == [], (page, browser.errors)
+    check_links(microscope)
+    browser.open((microscope / "gallery/act2/unit_00001.html").as_uri())
+    sections = browser.eval("Array.from(document.querySelectorAll('.renders section h2')).map(h => h.textContent)")
+    assert sections == ["channel", "neuron", "diverse \u00d72"]
+    assert browser.eval("document.querySelectorAll('.ex img').length") == 8  # 2 top + 2 bottom: crops and whole images
+    assert browser.eval("document.querySelectorAll('svg.hist rect').length") >= 1
+    assert browser.eval("document.querySelectorAll('svg.hist line.mark').length") == 3  # each technique's activation
+    assert browser.eval("document.querySelectorAll('table.faith').length") == 3
+
+
+def test_browser_microscope_keys_and_tabs(microscope: Path, browser: Browser) -> None:
+    b = browser
+    b.open((microscope / "gallery/act2/unit_00001.html").as_uri())
+    b.press("ArrowRight", 39)
+    assert _page(b) == "act2/unit_00002.html"
+    b.press("]", 221)  # the same unit in the next layer
+    assert _page(b) == "act3/unit_00002.html"
+    b.press("[", 219)
+    assert _page(b) == "act2/unit_00002.html"
+    b.press("ArrowUp", 38)  # the layer page holding it
+    assert _page(b) == "act2/page_001.html"
+    b.follow('nav.tabs a[href="neuron/page_001.html"]')  # the same page as another technique renders it
+    assert _page(b) == "act2/neuron/page_001.html"
+    b.press("ArrowLeft", 37)
+    assert _page(b) == "act2/neuron/page_000.html"
+    assert b.errors == []
+
+
+def _jump(b: Browser, query: str, navigates: bool = True) -> str:
+    b.events.clear()
+    b.eval(f"(f => {{ f.q.value = {json.dumps(query)}; f.requestSubmit(); }})(document.querySelector('form.jump'))")
+    if navigates:
+        b.wait_event("Page.loadEventFired")
+    return b.eval("document.querySelector('form.jump output').textContent")
+
+
+def test_browser_jump_box(microscope: Path, browser: Browser) -> None:
+    b = browser
+    b.open((microscope / "index.html").as_uri())
+    _jump(b, "act3:2")
+    assert _page(b) == "act3/unit_00002.html"
+    _jump(b, "0")  # a unit of this page's layer
+    assert _page(b) == "act3/unit_00000.html"
+    _jump(b, "ACT2")  # a layer (case does not matter when it is unambiguous)
+    assert _page(b) == "act2/page_000.html"
+    assert _jump(b, "act9:1", navigates=False) == "no layer act9"
+    assert _jump(b, "act2:7", navigates=False) == "act2 has no unit 7 in this sweep"
+    assert _page(b) == "act2/page_000.html"
+    b.events.clear()
+    for kind in ("keyDown", "keyUp"):  # "/" puts the cursor in the jump box
+        b.call("Input.dispatchKeyEvent", {"type": kind, "key": "/", "code": "Slash", "windowsVirtualKeyCode": 191},
+               session=True)
+    assert b.eval("document.activeElement === document.querySelector('form.jump input')")
+    assert b.errors == []
