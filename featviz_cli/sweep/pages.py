@@ -176,11 +176,12 @@ def histogram(stats: dict[str, Any] | None, marks: list[tuple[str, float]], k: A
              "y": round(HIST_H - HIST_H * c / top, 2), "count": c, "from": number(lo + i * width),
              "to": number(lo + (i + 1) * width)} for i, c in enumerate(counts) if c]
     lines = []
-    for label, value in marks:
+    for row, (label, value) in enumerate(marks):  # each label on its own row, so close lines stay readable
         x = (value - lo) / (hi - lo) * HIST_W if hi > lo else HIST_W
         lines.append({"x": round(min(max(x, 0.0), HIST_W), 2), "beyond": x > HIST_W, "label": label,
-                      "value": number(float(value))})
+                      "value": number(float(value)), "y": HIST_H + 26 + 12 * row})
     return {"w": HIST_W, "h": HIST_H, "bars": bars, "lines": lines, "lo": number(lo), "hi": number(hi),
+            "height": HIST_H + 34 + 12 * max(0, len(lines) - 1),
             "count": stats.get("count"), "mean": number(stats.get("mean")), "std": number(stats.get("std")),
             "min": number(stats.get("min")), "max": number(stats.get("max")), "k": k}
 
