@@ -8,15 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from featviz_cli.examples.layout import (
     content_digest,
     describe_files,
-    file_problem,
     layer_rel,
     load_record,
     read_examples,
+    repair_lines,
     unit_dir,
 )
 from featviz_cli.examples.pass_ import collect
@@ -65,28 +63,27 @@ def test_a_record_is_checked_against_its_content_sha256(tmp_path: Path) -> None:
     assert load_record(path) == (None, "is not valid JSON")
 
 
-def test_a_file_is_checked_against_its_size_and_sha256(tmp_path: Path) -> None:
-    path = tmp_path / "a.png"
-    path.write_bytes(b"0123456789")
-    rec = {"sha256": hashlib.sha256(b"0123456789").hexdigest(), "bytes": 10}
-    assert file_problem(path, rec) == ""
-    path.write_bytes(b"0123456780")
-    assert file_problem(path, rec) == "does not match its recorded sha256"
-    path.write_bytes(b"01234")
-    assert file_problem(path, rec) == "has 5 bytes, 10 recorded"
-    path.write_bytes(b"0123456789abc")
-    assert file_problem(path, rec) == "has more than 10 bytes, 10 recorded"
-    path.unlink()
-    assert file_problem(path, rec) == "is missing"
-    assert file_problem(path, None) == file_problem(path, {"bytes": "x"}) == "has no recorded size and sha256"
-
-
 def test_files_are_described_by_kind() -> None:
     rels = ["examples/a/unit_00001/top_00_crop.png", "examples/a/unit_00002/top_01_crop.png",
             "examples/b/unit_00001/bottom_00_full.jpg", "examples/a/examples.json", "examples/a/index.html",
             "examples/index.html", "examples/checkpoint-0123.pt", "examples/checkpoint-0123.sha256"]
-    assert describe_files(rels) == ("8 file(s): 2 crop(s), 1 whole image(s), 1 examples.json, 1 layer page(s), "
-                                    "1 index page, 1 checkpoint, 1 checkpoint digest")
+    assert describe_files(rels) == ("8 file(s): 1 checkpoint, 1 checkpoint digest, 1 whole image(s), 2 crop(s), "
+                                    "1 examples.json, 1 layer page(s), 1 index page")
+    assert describe_files(["examples/a/unit_00001/top_00_crop.png", "a.txt"]) == "2 file(s): 1 crop(s), 1 other file(s)"
+
+
+def test_repairs_are_reported_one_line_per_kind() -> None:
+    repaired = {f"examples/a/unit_0000{u}/top_00_crop.png": "is missing" for u in range(5)}
+    repaired["examples/checkpoint-0123.pt"] = "does not match its recorded sha256 (checkpoint-0123.sha256)"
+    repaired["examples/a/examples.json"] = "is not valid JSON"
+    assert repair_lines(repaired) == [
+        "Repaired 1 checkpoint: examples/checkpoint-0123.pt does not match its recorded sha256 "
+        "(checkpoint-0123.sha256).",
+        "Repaired 5 crop(s): examples/a/unit_00000/top_00_crop.png is missing; examples/a/unit_00001/top_00_crop.png "
+        "is missing; examples/a/unit_00002/top_00_crop.png is missing; and 2 more.",
+        "Repaired 1 examples.json: examples/a/examples.json is not valid JSON."]
+    assert repair_lines(repaired, shown=5)[1].endswith("unit_00004/top_00_crop.png is missing.")
+    assert repair_lines({}) == []
 
 
 def _same_content(doc: dict, intact: dict) -> bool:

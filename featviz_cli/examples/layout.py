@@ -87,28 +87,12 @@ def read_examples(path: Path) -> dict[str, Any]:
     return load_record(path)[0] or {}
 
 
-def file_problem(path: Path, record: Any) -> str:
-    """What is wrong with a file against its ``{"bytes", "sha256"}`` record ('' if nothing)."""
-    try:
-        size, digest = int(record["bytes"]), str(record["sha256"])
-    except (KeyError, TypeError, ValueError):
-        return "has no recorded size and sha256"
-    try:
-        with open(path, "rb") as f:
-            data = f.read(size + 1)
-    except FileNotFoundError:
-        return "is missing"
-    except OSError as err:
-        return f"cannot be read ({err.strerror})"
-    if len(data) != size:
-        return f"has {f'more than {size}' if len(data) > size else len(data)} bytes, {size} recorded"
-    if hashlib.sha256(data).hexdigest() != digest:
-        return "does not match its recorded sha256"
-    return ""
+_KINDS = ("checkpoint", "checkpoint digest", "whole image(s)", "crop(s)", EXAMPLES_JSON, "layer page(s)",
+          "index page", "other file(s)")  # in the order a summary names them
 
 
 def _kind(rel: str) -> str:
-    """What a file under OUT is, for a summary: crop, whole image, examples.json, page, checkpoint."""
+    """What a file under OUT is, for a summary: one of ``_KINDS``."""
     name = rel.rsplit("/", 1)[-1]
     if name.endswith("_crop.png"):
         return "crop(s)"
@@ -124,6 +108,21 @@ def _kind(rel: str) -> str:
 
 
 def describe_files(rels: Iterable[str]) -> str:
-    """``"3 file(s): 2 crop(s), 1 examples.json"``: how many files, by kind (paths relative to OUT)."""
+    """``"3 file(s): 1 whole image(s), 2 crop(s)"``: how many files, by kind (paths relative to OUT)."""
     counts = Counter(_kind(rel) for rel in rels)
-    return f"{sum(counts.values())} file(s): " + ", ".join(f"{n} {kind}" for kind, n in counts.items())
+    return f"{sum(counts.values())} file(s): " + ", ".join(f"{counts[k]} {k}" for k in _KINDS if counts[k])
+
+
+def repair_lines(repaired: dict[str, str], shown: int = 3) -> list[str]:
+    """One line per kind of file in ``repaired`` (file relative to OUT -> what was wrong), in the order of
+    ``_KINDS``: ``Repaired 2 crop(s): examples/a/unit_00001/top_00_crop.png is missing; ... .``, naming
+    at most ``shown`` files each."""
+    by_kind: dict[str, list[str]] = {}
+    for rel, why in repaired.items():
+        by_kind.setdefault(_kind(rel), []).append(f"{rel} {why}")
+    lines = []
+    for kind in (k for k in _KINDS if k in by_kind):
+        items = by_kind[kind]
+        more = f"; and {len(items) - shown} more" if len(items) > shown else ""
+        lines.append(f"Repaired {len(items)} {kind}: {'; '.join(items[:shown])}{more}.")
+    return lines

@@ -7,7 +7,8 @@ and sha256 of its two files (:mod:`.layout`): an example listed as the pass find
 keeps its files where they match. Every other example is drawn again, and each file is
 written only where its bytes differ; the pages and ``examples.json`` are rendered whole and
 compared the same way. Images are drawn by DataLoader worker processes, one item per source
-image (decoded once for all its examples). The files' names are in :mod:`.layout`.
+image (decoded once for all its examples). Temp files that killed writes left are removed
+first. The files' names are in :mod:`.layout`.
 """
 from __future__ import annotations
 
@@ -24,7 +25,15 @@ from PIL import Image, ImageDraw
 
 from .. import __version__
 from ..html import render
-from ..outputs import png_bytes, prepare_output_dir, safe_join, sha256_bytes, write_bytes_if_changed
+from ..outputs import (
+    png_bytes,
+    prepare_output_dir,
+    record_problem,
+    remove_temps,
+    safe_join,
+    sha256_bytes,
+    write_bytes_if_changed,
+)
 from ..outputs.files import json_text, remove_file
 from .dataset import open_rgb, view_of
 from .layout import (
@@ -34,7 +43,6 @@ from .layout import (
     INDEX_HTML,
     OUTPUTS,
     content_digest,
-    file_problem,
     layer_rel,
     load_record,
     read_examples,
@@ -228,6 +236,16 @@ def _sizes(previous: dict[str, _Previous]) -> dict[str, tuple[int, int]]:
     return sizes
 
 
+def _remove_temps(base: Path, layer_dirs: dict[str, Path], plan: list[tuple[str, list[dict[str, Any]]]]) -> None:
+    """Delete the temp files that killed writes of these examples left (pages, ``examples.json``, images)."""
+    pages = (Path(INDEX_HTML).stem, Path(EXAMPLES_JSON).stem)
+    remove_temps(base, pages[:1])
+    for d in layer_dirs.values():
+        remove_temps(d, pages)
+    for layer, unit in sorted({(e["layer"], e["unit"]) for _, entries in plan for e in entries}):
+        remove_temps(safe_join(layer_dirs[layer], unit_dir(unit)), ("top", "bottom"))
+
+
 def update_examples(
     result: ExamplesResult,
     out_dir: str | Path,
@@ -249,6 +267,8 @@ def update_examples(
     layer_dirs = {name: safe_join(out, layer_rel(name)) for name in result.layers}
     for d in layer_dirs.values():
         d.mkdir(exist_ok=True)
+    plan = sorted(_plan(result).items())
+    _remove_temps(base, layer_dirs, plan)
     previous = {name: _previous(safe_join(d, EXAMPLES_JSON), result, name) for name, d in layer_dirs.items()}
     sizes = _sizes(previous)
     size = result.info.input_size
@@ -257,7 +277,7 @@ def update_examples(
     written: dict[str, str] = {}
     kept, vouched_all = 0, True
     jobs: list[tuple[str, list[tuple[dict, dict[str, str]]]]] = []
-    for source, entries in sorted(_plan(result).items()):
+    for source, entries in plan:
         todo = []
         for e in entries:
             prev = previous[e["layer"]]
@@ -267,7 +287,7 @@ def update_examples(
             need = {}
             for key in ("full", "crop"):
                 rec = prev.outputs.get(e[key]) if vouched else None
-                problem = file_problem(safe_join(layer_dirs[e["layer"]], e[key]), rec) if vouched else ""
+                problem = record_problem(safe_join(layer_dirs[e["layer"]], e[key]), rec) if vouched else ""
                 if vouched and not problem:
                     records[e["layer"]][e[key]] = rec
                     kept += 1
