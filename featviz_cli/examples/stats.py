@@ -84,6 +84,15 @@ class Stats:
         return cls(**{k: state[k] for k in ("count", "total", "squares", "low", "high", "exp", "offset", "counts")})
 
 
+def layer_stats(stats: Stats | None) -> dict[str, Any] | None:
+    """A layer's statistics as ``examples.json`` records them: what was counted, and per unit (its number
+    as text) count, mean, std, range and histogram; None where the pass did not record them."""
+    if stats is None:
+        return None
+    units = {str(u): found for u in range(len(stats.count)) if (found := stats.unit(u)) is not None}
+    return {"value": "maximum over space", "bins": BINS, "units": units}
+
+
 def _index(x: torch.Tensor, exp: torch.Tensor) -> torch.Tensor:
     """The absolute bin index of ``x`` on the grid of width ``2**exp``: ``floor(x / 2**exp)`` (exact)."""
     return torch.floor(torch.ldexp(x, -exp)).long()
