@@ -133,7 +133,8 @@ def test_gallery_pages_and_links(galleries: dict[str, Path]) -> None:
     unit = (out / "gallery/act3/unit_00000.html").read_text()
     assert 'rel="prev" href="../act2/unit_00005.html"' in unit and 'rel="next" href="unit_00001.html"' in unit
     assert 'src="../../units/act3/00000.png"' in unit and 'src="../../units/act3/00000_step00001.png"' in unit
-    assert "addEventListener(\"keydown\"" in unit
+    assert '<script src="../jump.js"></script>' in unit  # the keys and the jump box, one file for every page
+    assert "addEventListener(\"keydown\"" in (out / "gallery/jump.js").read_text()
 
 
 def test_partial_gallery_shows_pending_units_without_broken_images(galleries: dict[str, Path]) -> None:

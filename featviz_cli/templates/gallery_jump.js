@@ -1,4 +1,5 @@
-/* The gallery's jump box: "layer:unit", a unit of the page's layer, or a layer; works from file:// (no server). */
+/* The gallery's jump box ("layer:unit", a unit of the page's layer, or a layer) and keyboard navigation
+   (arrows, [ ], /); one file shared by every page, works from file:// (no server). */
 (function () {
   var LAYERS = {{ layers|safe }};
   function pad(n) { var s = String(n); while (s.length < 5) s = "0" + s; return s; }
@@ -44,3 +45,13 @@
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", setup); else setup();
 })();
+document.addEventListener("keydown", function (e) {
+  if (e.altKey || e.ctrlKey || e.metaKey) return;
+  var t = e.target;
+  if (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.isContentEditable)) return;
+  if (e.key === "/") { var q = document.querySelector("form.jump input"); if (q) { e.preventDefault(); q.focus(); } return; }
+  if (e.shiftKey) return;
+  var rel = {ArrowLeft: "prev", ArrowRight: "next", ArrowUp: "up", u: "up", Escape: "up", "[": "prev-layer", "]": "next-layer"}[e.key];
+  var a = rel && document.querySelector('a[rel~="' + rel + '"]');
+  if (a) { e.preventDefault(); location.href = a.href; }
+});
