@@ -116,7 +116,7 @@ class ParamSpec:
     batch: int | None = _f(None, help="Images per optimization; default: number of units (or 1).", ge=1)
     decay_power: float = _f(
         1.5, help="fft: spectrum scale exponent. 1.5 (with lr 0.02) is as transferable at 128 steps as Lucid's "
-        "1.0 (lr 0.05) at 512, with a quarter of the fine high-frequency texture (QUALITY.md).", ge=0)
+        "1.0 (lr 0.05) at 512, with a fifth of the fine high-frequency texture (QUALITY.md).", ge=0)
     sd: float = _f(0.01, help="Standard deviation of the random initial parameters.", gt=0)
     decorrelate: bool = _f(True, help="Decorrelated colour space (Lucid's colour SVD).")
     output: Literal["sigmoid", "clamp"] = _f("sigmoid", help="How values are mapped into [0, 1].")
