@@ -1,0 +1,9 @@
+"""Beyond single neurons: dictionaries of directions, neuron groups (factors), caricatures,
+activation grids and activation atlases.
+
+By job: ``matrix`` (N x C dictionary files), ``sample`` (a bounded, resumable sample of a
+layer's activation vectors over a folder), ``factors`` (NMF/PCA/ICA of that sample),
+``caricature`` (feature inversion of a photo, several layers in one batch), ``grid``
+(the activation grid of a photo), ``atlas`` (the activation atlas) and ``pages`` (their
+HTML pages). Nothing is imported here, so that importing one module stays cheap.
+"""
