@@ -60,10 +60,13 @@ class Recipe:
         return [n for n in dict.fromkeys(names) if n != obj.IMAGE]
 
 
-def build_recipe(spec: Spec, info: ModelInfo, device: torch.device) -> Recipe:
-    """The recipe of a validated render spec for a model described by ``info``, with tensors on ``device``."""
-    objective = build_objective(spec.objective, info.class_names,
-                                frames=spec.interpolate.frames if spec.interpolate else None)
+def build_recipe(spec: Spec, info: ModelInfo, device: torch.device, objective: obj.Objective | None = None) -> Recipe:
+    """The recipe of a validated render spec for a model described by ``info``, with tensors on ``device``.
+
+    A prebuilt ``objective`` (a caricature, an activation grid) replaces the spec's terms.
+    """
+    objective = objective or build_objective(spec.objective, info.class_names,
+                                             frames=spec.interpolate.frames if spec.interpolate else None)
     generator = torch.Generator().manual_seed(spec.seed)
     p = spec.param
     photo = photo_of(p)
