@@ -23,10 +23,12 @@ import torch
 from ..config import Spec
 from ..errors import SpecError
 from ..examples.dataset import load_for_network
+from ..hooks import resolve_layer
 from ..html import render
 from ..images import iter_images
 from ..models import load_model
 from ..outputs import atomic_write_json, atomic_write_text, ensure_dir, prepare_output_dir, write_png
+from ..sweep.plan import layer_widths
 from .caricature import batch_activations
 from .factors import fit_factors
 from .matrix import save_dictionary
@@ -58,17 +60,20 @@ def run_factors(spec: Spec, images: str | Path, out: str | Path, *, n: int = 16,
     layer = spec_layer(spec)
     if n < 1:
         raise SpecError("--n", f"must be >= 1, got {n}.")
-    out = prepare_output_dir(Path(out))
     model, info = load_model(spec.model)
+    resolve_layer(model, layer, field="objective.layer")
+    width = layer_widths(model, info, [layer])[layer]
+    if n > width:  # before the long pass, and before anything is written
+        raise SpecError("--n", f"{n} factors for layer {layer!r} with {width} channels; ask for at most {width}.")
+    if not Path(images).is_dir():
+        raise SpecError("--images", f"{images}: not a folder; give the folder of images.")
+    out = prepare_output_dir(Path(out))
     identity = dataclasses.asdict(spec.model)
     ckpt = checkpoint_for(out, "sample", {"model": identity, "layer": layer, "samples": samples, "crops": crops,
                                           "seed": spec.seed, "images": str(Path(images).resolve())})
     stage = progress.stage("images", "images/s") if progress is not None else None
     s = sample_activations(model, info, layer, images, size=samples, seed=spec.seed, crops=crops, checkpoint=ckpt,
                            identity=identity, progress=stage, notify=notify)
-    if n > s.vectors.shape[1]:
-        raise SpecError("--n", f"{n} factors for layer {layer!r} with {s.vectors.shape[1]} channels; "
-                        f"ask for at most {s.vectors.shape[1]}.")
     f = fit_factors(s.vectors, n, method, seed=spec.seed)
     matrix = save_dictionary(out / "factors.npy", f.directions)
     facts = {k: v for k, v in f.facts.items() if k != "signs"}
