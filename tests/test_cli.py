@@ -87,7 +87,8 @@ def test_version(runner: CliRunner) -> None:
     assert result.stdout == f"featviz {featviz_cli.__version__}\n"
 
 
-COMMANDS = ["render", "validate", "layers", "examples", "schema", "sweep", "gallery", "spectrum"]
+COMMANDS = ["render", "validate", "layers", "examples", "schema", "sweep", "gallery", "spectrum",
+            "factors", "caricature", "grid", "activation-atlas"]
 
 
 def test_help_lists_every_command_with_its_text(runner: CliRunner) -> None:
