@@ -132,6 +132,7 @@ def render_to_dir(
         stem_names=result.labels,
         grid_labels=spec.output.labels,
         animation=None if it is None else Animation(it.duration_ms, it.pingpong, it.webp),
+        alpha=None if result.alpha is None else result.alpha.numpy(),
     )
     if spec.dataset.images:  # the dataset rule: examples beside the images, for the CLI and the API alike
         from .examples import run_examples

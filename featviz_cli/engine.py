@@ -7,9 +7,10 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, Sequence
 
 import torch
 import torch.nn as nn
@@ -52,6 +53,8 @@ class RenderResult:
     spec: Spec | None = None
     techniques: dict[str, Any] = field(default_factory=dict)
     runtime: dict[str, object] = field(default_factory=dict)
+    #: With ``output.alpha``: (B, H, W) transparency maps in [0, 1] (see ``transparency``), else None.
+    alpha: torch.Tensor | None = None
     #: With ``dataset.images``, ``render_to_dir`` puts the dataset examples pass here: (result, pages).
     examples: Any = None
 
@@ -68,6 +71,23 @@ class Optimized:
     timings: dict[str, float]
     techniques: dict[str, Any]
     runtime: dict[str, object]
+    alpha: torch.Tensor | None = None
+
+
+#: How the transparency maps are normalized, for meta.json.
+ALPHA_DEFINITION = ("|d loss / d image| summed over colour channels and steps, per image divided by its "
+                    "99th percentile and clipped to [0, 1]")
+
+
+def transparency(accumulated: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) accumulated gradient magnitudes as maps in [0, 1]: each divided by its 99th percentile, clipped.
+
+    The percentile (not the maximum) keeps a few extreme pixels from making the rest transparent.
+    """
+    flat = accumulated.float().flatten(1)
+    k = max(1, math.ceil(0.99 * flat.shape[1]))  # kthvalue: torch.quantile refuses more than 2**24 values
+    scale = flat.kthvalue(k, dim=1).values.clamp_min(torch.finfo(torch.float32).tiny)
+    return (flat / scale[:, None]).clamp(0, 1).view_as(accumulated)
 
 
 def render(
@@ -111,6 +131,7 @@ def render(
         spec=spec,
         techniques={**recipe.techniques, **run.techniques},
         runtime=run.runtime,
+        alpha=run.alpha,
     )
 
 
@@ -187,6 +208,12 @@ def _loop(model: nn.Module, info: ModelInfo, pre: nn.Module, recipe: Recipe, exe
     every = progress_every or max(1, steps // 50)
     reader = rt.ValueReader(device)
     plain = tf.compose([], info.input_size)
+    gradient_sum: torch.Tensor | None = None
+
+    def accumulate(grad: torch.Tensor) -> None:  # the image's gradient, from the backward that runs anyway
+        nonlocal gradient_sum
+        g = grad.detach().abs().sum(1, dtype=torch.float32)
+        gradient_sum = g if gradient_sum is None else gradient_sum.add_(g)
 
     def forward(img: torch.Tensor, *, train: bool) -> dict[str, torch.Tensor]:
         with _scope("featviz.transforms"):
@@ -195,6 +222,14 @@ def _loop(model: nn.Module, info: ModelInfo, pre: nn.Module, recipe: Recipe, exe
             acts = net(x, eager=not train)
         acts[obj.IMAGE] = img
         return acts
+
+    def probe(images: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Activations of untransformed images at ``layers``, for terms that compare with a photo (obj.Probe)."""
+        return net(pre(plain(images.to(device), generator)), layers=layers)
+
+    for term in (objective, penalties):
+        if term is not None:
+            term.prepare(probe)
 
     def report(item: tuple[int, float] | None) -> None:
         if item is None:
@@ -223,6 +258,8 @@ def _loop(model: nn.Module, info: ModelInfo, pre: nn.Module, recipe: Recipe, exe
                 set_progress(step / max(1, steps - 1))
             with _scope("featviz.image"):
                 img = image()
+            if recipe.alpha and img.requires_grad:
+                img.register_hook(accumulate)
             with redirected_relus(model) if step < recipe.relu_redirect else contextlib.nullcontext(0) as n_redirected:
                 acts = forward(img, train=True)
             redirected = max(redirected, n_redirected)
@@ -276,6 +313,8 @@ def _loop(model: nn.Module, info: ModelInfo, pre: nn.Module, recipe: Recipe, exe
             "optimizer": recipe.optimizer,
             "relu_redirect": {"steps": min(recipe.relu_redirect, steps), "modules": redirected},
             "samples_per_step": len(groups),
+            **({"alpha": ALPHA_DEFINITION} if recipe.alpha else {}),
         },
         runtime={"channels_last": net.channels_last, "compiled": net.compiled is not None, "notes": net.notes},
+        alpha=None if gradient_sum is None else transparency(gradient_sum).cpu(),
     )

@@ -51,6 +51,8 @@ class Recipe:
     blur_every: int = 0
     blur_sigma: float = 0.5
     relu_redirect: int = 0
+    #: Accumulate the transparency map (|d loss / d image| over the steps) of every image.
+    alpha: bool = False
     techniques: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -90,16 +92,20 @@ def build_recipe(spec: Spec, info: ModelInfo, device: torch.device, objective: o
         blur_every=spec.regularizers.blur_every,
         blur_sigma=spec.regularizers.blur_sigma,
         relu_redirect=spec.relu_redirect,
+        alpha=spec.output.alpha,
         techniques=techniques,
     )
 
 
 def check_layers(spec: Spec, model: nn.Module) -> None:
-    """Every layer the objective names exists in ``model``; ``LayerError`` naming the field otherwise."""
+    """Every layer the objective and ``regularizers.features`` name exists in ``model``; ``LayerError``
+    naming the field otherwise."""
     n = len(spec.objective)
     for i, term in enumerate(spec.objective):
         if term.layer:
             resolve_layer(model, term.layer, field=f"{term_path(n, i)}.layer")  # type: ignore[arg-type]
+    if spec.regularizers.features is not None:
+        resolve_layer(model, spec.regularizers.features.layer, field="regularizers.features.layer")
 
 
 # ---------------------------------------------------------------- the image
@@ -140,7 +146,7 @@ def transform_of(t: TransformSpec) -> tf.Transform:
     """The transform one ``transforms:`` entry describes."""
     if t.type == "crops":
         box = t.box or (0.5, 0.05)
-        return tf.Crops(t.count or 32, float(box[0]), float(box[1]))
+        return tf.Crops(t.count or 32, float(box[0]), float(box[1]), centres=t.centres or "normal")
     if t.type == "noise":
         return tf.Noise(0.04 if t.std is None else t.std)
     if t.type == "pad":
@@ -163,6 +169,8 @@ def build_penalties(r: RegularizerSpec, photo: torch.Tensor | None = None) -> ob
     terms = [w * o for w, o in ((r.tv, obj.total_variation()), (r.l1, obj.lp_norm(1)), (r.l2, obj.lp_norm(2))) if w]
     if r.init_l2 and photo is not None:
         terms.append(r.init_l2 * obj.distance_to(photo))
+    if r.features is not None and r.features.weight and photo is not None:
+        terms.append(r.features.weight * obj.feature_distance(r.features.layer, photo))
     return sum(terms[1:], terms[0]) if terms else None
 
 

@@ -103,8 +103,10 @@ class Rotate:
 class Crops:
     """MACO's random multi-crop: ``count`` square crops of every image, each step.
 
-    Crop centres are drawn around the image centre (N(0.5, 0.15) of the side, moved so the crop
-    stays inside the image); the side is N(box, 0.05) of the image side, clipped to [0.05, 1],
+    Crop centres are drawn around the image centre (``centres="normal"``: N(0.5, 0.15) of the
+    side, as Xplique and Horama, so the edges are rarely seen) or anywhere (``"uniform"``:
+    U(0, 1), so every part of the image is optimized about as often), then moved so the crop
+    stays inside the image; the side is N(box, 0.05) of the image side, clipped to [0.05, 1],
     where ``box`` shrinks linearly from ``box_start`` to ``box_end`` as ``progress`` goes 0 -> 1
     (Xplique's MACO: 0.5 -> 0.05). The output holds ``count * B`` crops, crop-major
     (crop k of image b at index ``k * B + b``); the engine averages the objective over them.
@@ -113,6 +115,7 @@ class Crops:
     count: int = 32
     box_start: float = 0.5
     box_end: float = 0.05
+    centres: str = "normal"
     progress: float = 0.0
 
     def set_progress(self, progress: float) -> None:
@@ -126,7 +129,10 @@ class Crops:
     def geometry(self, size: float, b: int, gen: torch.Generator) -> tuple[float, Matrices]:
         n = self.count * b
         side = (self.box() + 0.05 * torch.randn(n, generator=gen, dtype=torch.float64)).clamp(0.05, 1.0)
-        centre = 0.5 + 0.15 * torch.randn(2, n, generator=gen, dtype=torch.float64)
+        if self.centres == "uniform":
+            centre = torch.rand(2, n, generator=gen, dtype=torch.float64)
+        else:
+            centre = 0.5 + 0.15 * torch.randn(2, n, generator=gen, dtype=torch.float64)
         centre = torch.minimum(torch.maximum(centre, side / 2), 1 - side / 2)
         lin = torch.zeros(n, 2, 2, dtype=torch.float64)
         lin[:, 0, 0] = lin[:, 1, 1] = side

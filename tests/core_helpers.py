@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -101,3 +102,15 @@ def optimized(model: nn.Module, info: ModelInfo, objective: obj.Objective, plain
 def assert_clear(change: float, start: float, noise: float) -> None:
     """A clear change: ten times what random transforms alone do, and at least 1% of the start."""
     assert change > max(10 * noise, 0.01 * abs(start)), (change, start, noise)
+
+
+def assert_blur_lowers_high_frequencies(image: Any, sigma: float = 1.0) -> None:
+    """``image.blur_(sigma)`` cuts the mean difference between neighbouring pixels of its raw image by 30%+."""
+
+    def hf() -> float:
+        x = image.raw().detach()
+        return float((x[..., 1:] - x[..., :-1]).abs().mean())
+
+    before = hf()
+    image.blur_(sigma)
+    assert hf() < 0.7 * before

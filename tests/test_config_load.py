@@ -167,7 +167,7 @@ TECHNIQUE_CONFIGS = {
     "cppn": lambda s: s.param.type == "cppn",
     "maco": lambda s: s.param.type == "maco" and any(t.type == "crops" for t in s.transforms),
     "photo": lambda s: s.param.init_image is not None,
-    "accentuation": lambda s: s.regularizers.init_l2 > 0,
+    "accentuation": lambda s: s.regularizers.features is not None,
     "steepest": lambda s: s.optimizer.type == "sign",
     "direction": lambda s: s.objective[0].random_seed is not None,
 }

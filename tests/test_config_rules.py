@@ -76,6 +76,20 @@ BAD_INPUTS: list[BadInput] = [
     ("std-zero", set_in("model", std=[0.2, 0.2, 0]), "model.std", "must be > 0"),
     ("value-range-reversed", set_in("model", value_range=[255, 0]), "model.value_range", "low < high"),
     ("value-range-three", set_in("model", value_range=[0, 1, 2]), "model.value_range", "[low, high]"),
+    # feature accentuation, crop centres
+    ("features-without-photo", set_in("regularizers", features={"layer": "act1", "weight": 3}),
+     "regularizers.features", "needs param.init_image"),
+    ("features-without-layer", set_in("regularizers", features={"weight": 3}), "regularizers.features.layer",
+     "missing; this key is required"),
+    ("features-empty-layer", lambda d: (d["param"].update(init_image="photo.jpg"),
+                                        d.setdefault("regularizers", {}).update(features={"layer": " "})),
+     "regularizers.features.layer", "featviz layers MODEL"),
+    ("features-negative-weight", set_in("regularizers", features={"layer": "act1", "weight": -1}),
+     "regularizers.features.weight", ">= 0"),
+    ("centres-not-crops", set_top(transforms=[{"type": "jitter", "pixels": 2, "centres": "uniform"}]),
+     "transforms[0].centres", "only 'crops' takes centres"),
+    ("centres-unknown", set_top(transforms=[{"type": "crops", "centres": "random"}]), "transforms[0].centres",
+     "is not one of normal, uniform"),
 ]
 
 
@@ -116,3 +130,10 @@ def test_batch_size(tiny_spec: dict[str, Any]) -> None:
     assert batch_size(parse_spec({**tiny_spec, "param": {"batch": 4}})) == 4  # K images of one unit
     two = [{"type": "channel", "layer": "act2", "unit": 1}, {"type": "channel", "layer": "act2", "unit": 2}]
     assert batch_size(parse_spec({**tiny_spec, "objective": two, "interpolate": {"frames": 6}})) == 6
+
+
+def test_feature_accentuation_reads_as_yaml(tiny_spec: dict[str, Any]) -> None:
+    spec = parse_spec({**tiny_spec, "param": {"size": 16, "init_image": "photo.jpg"},
+                       "regularizers": {"features": {"layer": "act1", "weight": 10}}})
+    assert (spec.regularizers.features.layer, spec.regularizers.features.weight) == ("act1", 10.0)
+    assert parse_spec(tiny_spec).regularizers.features is None

@@ -104,3 +104,19 @@ def test_featviz_schema_prints_the_recorded_schema() -> None:
     """The bytes 'featviz schema' prints, recorded before the spec became a package."""
     recorded = (ROOT / "tests" / "golden" / "schema.json").read_text(encoding="utf-8")
     assert json.dumps(json_schema(), indent=2) + "\n" == recorded
+
+
+def test_featviz_schema_lists_the_alpha_maps_the_feature_penalty_and_the_crop_centres() -> None:
+    from typer.testing import CliRunner
+
+    from featviz_cli.cli import app
+
+    res = CliRunner().invoke(app, ["schema"])
+    assert res.exit_code == 0, res.output
+    props = json.loads(res.stdout)["properties"]
+    alpha = props["output"]["properties"]["alpha"]
+    assert alpha["type"] == "boolean" and "transparency" in alpha["description"]
+    features = props["regularizers"]["properties"]["features"]["anyOf"][0]
+    assert features["required"] == ["layer"] and features["properties"]["weight"]["minimum"] == 0
+    centres = props["transforms"]["oneOf"][1]["items"]["properties"]["centres"]
+    assert "uniform" in json.dumps(centres) and "edges" in centres["description"]

@@ -564,3 +564,42 @@ def test_lite0_render_ran_strided_depthwise_in_fp32_under_bf16(lite0_twice: tupl
     for out in lite0_twice:
         # the depthwise convolutions of blocks 1, 3, 5 and 11 downsample
         assert _meta(out)["runtime"]["fp32_strided_depthwise"] == 4
+def _input_gradient_support(model: torch.nn.Module, layer: str, unit: int, size: int) -> torch.Tensor:
+    """(size, size) mask of the pixels whose gradient can reach ``layer``'s unit at position (0, 0): brute force."""
+    from featviz_cli.hooks import forward_to
+
+    support = torch.zeros(size, size, dtype=torch.bool)
+    for seed in range(4):
+        x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(seed), requires_grad=True)
+        forward_to(model, x, [layer])[layer][0, unit, 0, 0].backward()
+        support |= x.grad[0].abs().sum(0) > 0
+    return support
+
+
+@pytest.mark.parametrize("param", ["fft", "pixel", "maco", "cppn"])
+def test_alpha_map_is_in_unit_range_and_largest_where_the_gradient_was(tiny_spec: dict[str, Any], tiny_model,
+                                                                     param: str) -> None:
+    model, info = tiny_model
+    spec = parse_spec({**tiny_spec, "objective": {"type": "neuron", "layer": "act2", "unit": 3, "x": 0, "y": 0},
+                       "param": {"type": param, "size": 32, "batch": 2}, "transforms": "none", "steps": 6,
+                       "output": {"alpha": True}})
+    result = render(spec, model=model, info=info)
+    alpha = result.alpha
+    assert alpha is not None and alpha.shape == (2, 32, 32)
+    assert float(alpha.min()) >= 0.0 and float(alpha.max()) == 1.0
+    support = _input_gradient_support(model, "act2", 3, 32)
+    assert 0 < int(support.sum()) < 32 * 32 // 20  # the unit reads a small corner of the image
+    assert float(alpha[:, ~support].abs().max()) == 0.0  # nothing where no gradient can be
+    assert bool((alpha[:, support] == 1.0).any(dim=1).all())  # and the top of each map is inside
+    assert "99th percentile" in result.techniques["alpha"]
+    assert render(parse_spec({**tiny_spec, "steps": 2}), model=model, info=info).alpha is None
+
+
+def test_transparency_normalizes_each_map_by_its_99th_percentile() -> None:
+    from featviz_cli.engine import transparency
+
+    acc = torch.arange(100.0).repeat(2, 1).view(2, 10, 10)
+    acc[1] *= 7
+    got = transparency(acc)
+    assert torch.allclose(got[0], (acc[0] / 98.0).clamp(max=1)) and torch.allclose(got[1], got[0])
+    assert torch.equal(transparency(torch.zeros(1, 4, 4)), torch.zeros(1, 4, 4))

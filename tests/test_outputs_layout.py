@@ -15,12 +15,15 @@ from featviz_cli.errors import OutputError
 from featviz_cli.outputs.files import sha256_bytes, sha256_file
 from featviz_cli.outputs.layout import (
     Animation,
+    alpha_file_names,
     image_file_name,
     snapshot_file_name,
+    snapshot_image_name,
+    write_alpha,
     write_png,
     write_render,
 )
-from featviz_cli.outputs.pictures import make_grid, to_uint8, webp_supported
+from featviz_cli.outputs.pictures import default_label_height, make_grid, to_uint8, webp_supported
 from outputs_helpers import assert_plays, decoded_frames, fill_disk, temp_files
 from outputs_helpers import random_images
 
@@ -90,6 +93,8 @@ def test_write_render_writes_everything_with_hashes(tmp_path: Path) -> None:
         "grid.png",
         "snapshots/step_00002.png",
         "snapshots/step_00010.png",
+        *(f"snapshots/step_{step:05d}/{name}" for step in (2, 10)
+          for name in ("000_features.3_0.png", "001_features.3_1.png", "002__.._evil.png")),
     }
     assert set(files) == expected
     on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
@@ -120,15 +125,16 @@ def test_write_render_pictures_are_the_inputs(tmp_path: Path) -> None:
     assert np.array_equal(_read_png(out / "grid.png"), make_grid(imgs, labels))
     assert np.array_equal(_read_png(out / "snapshots/step_00002.png"), make_grid(imgs, labels))
     assert np.array_equal(_read_png(out / "snapshots/step_00010.png"), make_grid(later, labels))
-    assert list(files) == ["000_features.3_0.png", "001_features.3_1.png", "002__.._evil.png", "grid.png",
-                           "snapshots/step_00002.png", "snapshots/step_00010.png"]
+    names = ["000_features.3_0.png", "001_features.3_1.png", "002__.._evil.png"]
+    assert list(files) == [*names, "grid.png", "snapshots/step_00002.png", *(f"snapshots/step_00002/{n}" for n in names),
+                           "snapshots/step_00010.png", *(f"snapshots/step_00010/{n}" for n in names)]
 
 
 def test_write_render_meta_json_is_written_last(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     order = _replaced_names(monkeypatch)
     _render(tmp_path / "out")
     assert order[-1] == "meta.json" and order.count("meta.json") == 1
-    assert len(order) == 7
+    assert len(order) == 13
 
 
 def test_write_render_is_deterministic_and_replaces(tmp_path: Path) -> None:
@@ -243,3 +249,59 @@ def test_write_animation_without_webp(tmp_path: Path) -> None:
     assert {"000_a.png", "001_b.png", "002_c.png", "grid.png", "strip.png", "interpolation.gif"} == set(files)
     decoded, _, _ = decoded_frames((tmp_path / "interpolation.gif").read_bytes())
     assert len(decoded) == 3
+
+
+# ---------------------------------------------------------------- per-image snapshots and transparency maps
+
+
+def _cells(grid: np.ndarray, n: int, h: int, w: int, labelled: bool, pad: int = 2) -> list[np.ndarray]:
+    """The image cells of a ``make_grid`` grid, cut out by the layout's arithmetic."""
+    cols = math.ceil(math.sqrt(n))
+    strip = default_label_height() if labelled else 0
+    return [grid[pad + (i // cols) * (h + strip + pad):][:h, pad + (i % cols) * (w + pad):][:, :w] for i in range(n)]
+
+
+@pytest.mark.parametrize("labelled", [True, False])
+def test_snapshot_images_equal_the_cells_of_their_grid(tmp_path: Path, labelled: bool) -> None:
+    out = tmp_path / "out"
+    snaps = {4: random_images(5, 12, 12, seed=4), 9: random_images(5, 12, 12, seed=9)}
+    labels = [f"layer:{i}" for i in range(5)]
+    files = write_render(out, random_images(5, 12, 12), labels, {}, snapshots=snaps, grid_labels=labelled)
+    for step in snaps:
+        cells = _cells(_read_png(out / snapshot_file_name(step)), 5, 12, 12, labelled)
+        for i, label in enumerate(labels):
+            name = snapshot_image_name(step, i, label)
+            assert name == f"snapshots/step_{step:05d}/{i:03d}_layer_{i}.png" and name in files
+            assert np.array_equal(_read_png(out / name), cells[i])
+            assert np.array_equal(cells[i], to_uint8(snaps[step])[i])
+    meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
+    assert meta["files"] == files
+    no_images = write_render(tmp_path / "b", random_images(5, 12, 12), labels, {}, snapshots=snaps, per_image=False)
+    assert not any(name.count("/") > 1 or name.startswith("snapshots/step_00004/") for name in no_images)
+
+
+def test_alpha_maps_are_written_as_heat_maps_and_rgba_and_listed(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    imgs = random_images(2, 10, 14)
+    alpha = np.random.default_rng(3).random((2, 10, 14))
+    alpha[0, 0, 0], alpha[0, 0, 1] = 0.0, 1.0
+    files = write_render(out, imgs, ["a:0", "b c"], {}, alpha=alpha)
+    for i, stem in enumerate(["a:0", "b c"]):
+        heat, rgba = alpha_file_names(i, stem)
+        assert (heat, rgba) == (f"alpha/{image_file_name(i, stem)[:-4]}_heat.png",
+                                f"alpha/{image_file_name(i, stem)[:-4]}_rgba.png")
+        assert heat in files and rgba in files
+        with Image.open(out / rgba) as im:
+            assert im.mode == "RGBA"
+            got = np.asarray(im)
+        assert np.array_equal(got[..., :3], to_uint8(imgs)[i])
+        assert np.array_equal(got[..., 3], np.rint(alpha[i] * 255).astype(np.uint8))
+        heat_px = _read_png(out / heat).astype(int)
+        brightness = heat_px.sum(-1)
+        order = np.argsort(alpha[i].ravel())
+        assert brightness.ravel()[order[-1]] > brightness.ravel()[order[0]]  # brighter where the map is larger
+    assert tuple(_read_png(out / alpha_file_names(0, "a:0")[0])[0, 0]) == (0, 0, 4)
+    assert tuple(_read_png(out / alpha_file_names(0, "a:0")[0])[0, 1]) == (252, 255, 164)
+    assert json.loads((out / "meta.json").read_text(encoding="utf-8"))["files"] == files
+    assert set(write_alpha(tmp_path / "u", "units/l/00001_alpha.png", "units/l/00001_rgba.png", imgs[0], alpha[0])) == {
+        "units/l/00001_alpha.png", "units/l/00001_rgba.png"}

@@ -20,12 +20,14 @@ from featviz_cli.outputs.pictures import (
     default_label_height,
     fit_text,
     gif_bytes,
+    heat_map,
     label_font,
     make_grid,
     png_bytes,
     to_uint8,
     webp_bytes,
     webp_supported,
+    with_alpha,
 )
 from outputs_helpers import assert_plays, decoded_frames
 from outputs_helpers import random_images
@@ -369,3 +371,21 @@ def test_module_does_not_import_torch() -> None:
     if rc == 3:
         pytest.skip("featviz_cli/__init__.py imports torch")
     assert rc == 0, "featviz_cli.outputs imports torch at import time"
+
+
+def test_heat_map_runs_from_dark_to_pale_and_rgba_pngs_keep_their_alpha() -> None:
+    ramp = np.linspace(0, 1, 61).reshape(1, 61)
+    heat = heat_map(ramp)
+    assert heat.shape == (1, 61, 3) and heat.dtype == np.uint8
+    assert tuple(heat[0, 0]) == (0, 0, 4) and tuple(heat[0, -1]) == (252, 255, 164)
+    brightness = heat[0].astype(int).sum(-1)
+    assert (np.diff(brightness) > 0).all()  # brighter all the way up
+    assert np.array_equal(heat_map(np.full((1, 2), 7.0)), heat_map(np.ones((1, 2))))  # clipped to [0, 1]
+    rgba = with_alpha(np.zeros((2, 3, 3)), np.array([[0.0, 0.5, 1.0], [1.0, 1.0, 0.25]]))
+    assert rgba.shape == (2, 3, 4) and rgba[..., 3].tolist() == [[0, 128, 255], [255, 255, 64]]
+    with Image.open(io.BytesIO(png_bytes(rgba))) as im:
+        assert im.mode == "RGBA" and np.array_equal(np.asarray(im), rgba)
+    with pytest.raises(ValueError, match="differ in size"):
+        with_alpha(np.zeros((2, 3, 3)), np.zeros((3, 2)))
+    with pytest.raises(ValueError, match=r"\(H, W\) map"):
+        heat_map(np.zeros((2, 2, 2)))

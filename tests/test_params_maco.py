@@ -7,13 +7,25 @@ import pytest
 import torch
 
 from featviz_cli import engine
+from featviz_cli import runtime as rt
 from featviz_cli.config import load_spec, parse_spec
 from featviz_cli.errors import SpecError
+from featviz_cli.images import list_images, load_image
+from featviz_cli.params import describe_param
+from featviz_cli.params.base import to_valid_rgb
 from featviz_cli.params.maco import MacoImage, hermitian_phase
-from featviz_cli.params.spectrum import one_over_f
+from featviz_cli.params.spectrum import (
+    NATURAL_AMPLITUDES,
+    NATURAL_SLOPES,
+    compute_spectrum,
+    fit_power_law,
+    natural_magnitude,
+    one_over_f,
+)
 from featviz_cli.recipe import build_recipe
 from featviz_cli.runtime import Execution
 
+from conftest import DATA
 from core_helpers import CPU, ROOT, gen
 
 
@@ -87,3 +99,97 @@ def test_the_example_config_uses_xplique_defaults() -> None:
     crops = [t for t in spec.transforms if t.type == "crops"][0]
     assert (crops.count, crops.box) == (32, [0.5, 0.05])
     assert (spec.optimizer.type, spec.optimizer.lr, spec.steps) == ("nadam", 1.0, 256)
+
+
+# ---------------------------------------------------------------- from the MACO / transparency / accentuation work
+
+
+
+def _maco(size: int, magnitude: torch.Tensor, batch: int = 4, **kwargs: Any) -> MacoImage:
+    return MacoImage(batch, size, magnitude, generator=torch.Generator().manual_seed(0), device=CPU, **kwargs)
+
+
+def _contrast(images: torch.Tensor) -> tuple[float, float]:
+    """Mean over (N, 3, H, W) images of the pixel std and of the 1st-99th percentile spread."""
+    std = float(images.std(dim=(2, 3)).mean())
+    spread = sum(float(x.quantile(0.99) - x.quantile(0.01)) for x in images) / len(images)
+    return std, spread
+
+
+def _colourfulness(images: torch.Tensor) -> float:
+    """Mean Hasler-Suesstrunk colourfulness (grey: 0; photos: 30-110) of (N, 3, H, W) images in [0, 1]."""
+    out = []
+    for x in images.double() * 255:
+        rg, yb = x[0] - x[1], (x[0] + x[1]) / 2 - x[2]
+        out.append(float(torch.hypot(rg.std(), yb.std()) + 0.3 * torch.hypot(rg.mean(), yb.mean())))
+    return sum(out) / len(out)
+
+
+def _photos(size: int) -> torch.Tensor:
+    return torch.stack([load_image(p, size) for p in list_images(DATA)])
+
+
+def test_random_phase_images_have_the_contrast_and_colour_of_the_photos() -> None:
+    photos = _photos(128)
+    p_std, p_spread = _contrast(photos)
+    with torch.no_grad():
+        now = _maco(128, natural_magnitude(128))()
+        before = _maco(128, one_over_f(128), phase_std=1.0, gain=1.0)()  # the constants before: pale
+    std, spread = _contrast(now)
+    assert abs(std - p_std) < 0.2 * p_std and spread > 0.85 * p_spread
+    assert _colourfulness(now) > 0.75 * _colourfulness(photos)
+    b_std, b_spread = _contrast(before)
+    assert b_std < 0.7 * p_std and b_spread < 0.7 * p_spread and _colourfulness(before) < 0.45 * _colourfulness(photos)
+
+
+def test_no_coherent_spike_at_the_corners() -> None:
+    size = 64
+    corner = torch.arange(size)
+    d = torch.minimum(corner, size - corner).float()
+    near = torch.hypot(d[:, None], d[None, :]) < 8
+    area = float(near.float().mean())
+
+    def corner_share(image: MacoImage) -> float:
+        with torch.no_grad():
+            v = image.raw().pow(2)
+        return float(v[..., near].sum() / v.sum())
+
+    assert corner_share(_maco(size, natural_magnitude(size), batch=8)) < 2 * area
+    assert corner_share(_maco(size, natural_magnitude(size), batch=8, phase_std=1.0)) > 5 * area  # Horama's phase
+
+
+def test_built_in_magnitude_is_the_power_law_of_the_photos() -> None:
+    photos = compute_spectrum(DATA, 256)["magnitude"]
+    for got in (fit_power_law(photos, 2 / 256, 0.4), fit_power_law(natural_magnitude(256), 2 / 256, 0.4)):
+        assert got[0] == pytest.approx(list(NATURAL_SLOPES), abs=0.02)
+        assert got[1] == pytest.approx(list(NATURAL_AMPLITUDES), abs=0.02)
+    mag = natural_magnitude(64)
+    assert mag.shape == (3, 64, 33) and mag[:, 0, 0].eq(0).all() and (mag[:, 1:, 1:] > 0).all()
+    assert describe_param("maco", {"size": 64, "spectrum": None}) == "maco(phase only, magnitude natural (built-in)), 64px"
+
+
+def test_a_render_keeps_the_magnitude_exactly_and_the_colours_span_the_range(tiny_spec: dict[str, Any],
+                                                                           tiny_model) -> None:
+    model, info = tiny_model
+    spec = parse_spec({**tiny_spec, "objective": {"type": "channel", "layer": "act2", "units": [1, 3]},
+                       "param": {"type": "maco", "size": 32}, "steps": 12, "relu_redirect": 0,
+                       "transforms": [{"type": "crops", "count": 2, "box": [0.5, 0.5], "centres": "uniform"},
+                                      {"type": "noise"}],
+                       "optimizer": {"type": "nadam", "lr": 1.0}})
+    recipe = build_recipe(spec, info, CPU)
+    image = recipe.image
+    assert isinstance(image, MacoImage) and image.params == [image.phase]
+    start = image.phase.detach().clone()
+    fixed = image.magnitude.clone()
+    run = engine.optimize(model, info, recipe, rt.Execution.resolve("cpu", "fp32", False, False))
+    assert (image.phase.detach() - start).abs().mean() > 0.1  # the phase moved
+    assert torch.equal(image.magnitude, fixed)
+    with torch.no_grad():
+        got = torch.fft.rfft2(image.raw(), norm="ortho").abs()
+    nonzero = fixed > 0
+    ratio = got[:, nonzero] / fixed[nonzero]
+    assert torch.allclose(ratio, ratio[:, :1].expand_as(ratio), rtol=1e-4)
+    std, spread = _contrast(run.images)
+    p_std, p_spread = _contrast(_photos(32))
+    assert std > 0.8 * p_std and spread > 0.8 * p_spread
+    assert torch.allclose(run.images, to_valid_rgb(image.raw().detach(), decorrelate=True, output="sigmoid"))

@@ -5,7 +5,7 @@ import torch
 
 from featviz_cli.params.pixel import PixelImage, describe_pixel_like
 
-from core_helpers import CPU, gen, reference_blur
+from core_helpers import CPU, assert_blur_lowers_high_frequencies, gen, reference_blur
 
 
 def _pixel(batch: int = 1, size: int = 32, sd: float = 1.0) -> PixelImage:
@@ -18,15 +18,7 @@ def test_pixel_param_holds_raw_values() -> None:
 
 
 def test_blur_lowers_high_frequency_energy() -> None:
-    p = _pixel()
-
-    def hf() -> float:
-        x = p.raw().detach()
-        return float((x[..., 1:] - x[..., :-1]).abs().mean())
-
-    before = hf()
-    p.blur_(1.0)
-    assert hf() < 0.7 * before
+    assert_blur_lowers_high_frequencies(_pixel())
 
 
 def test_blur_is_a_gaussian_blur_of_the_pixels() -> None:

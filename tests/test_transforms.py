@@ -127,3 +127,27 @@ def test_noise_has_the_asked_strength() -> None:
     y = Noise(0.1)(torch.zeros(4, 3, 64, 64), _gen())
     expected = (0.1**2 + 0.1**2 / 12) ** 0.5  # normal std plus uniform(-std/2, std/2)
     assert float(y.std()) == pytest.approx(expected, rel=0.05)
+def _coverage(centres: str, box: float = 0.25, draws: int = 300, grid: int = 40) -> tuple[float, float]:
+    """How often the outer 10 % ring and the central 20 % square of an image fall inside a crop."""
+    crops = tf.Crops(8, box, box, centres=centres)
+    gen = torch.Generator().manual_seed(0)
+    u = (torch.arange(grid, dtype=torch.float64) + 0.5) / grid
+    hits = torch.zeros(grid, grid, dtype=torch.float64)
+    for _ in range(draws):
+        _, m = crops.geometry(1.0, 1, gen)
+        x0, y0, side = m[:, 0, 2], m[:, 1, 2], m[:, 0, 0]
+        inside_x = (u >= x0[:, None]) & (u <= (x0 + side)[:, None])
+        inside_y = (u >= y0[:, None]) & (u <= (y0 + side)[:, None])
+        hits += (inside_y[:, :, None] & inside_x[:, None, :]).double().sum(0)
+    ring, mid = (u < 0.1) | (u > 0.9), (u > 0.4) & (u < 0.6)
+    return float(hits[ring[:, None] | ring[None, :]].mean()), float(hits[mid[:, None] & mid[None, :]].mean())
+
+
+def test_uniform_crop_centres_reach_the_edges() -> None:
+    edge, centre = _coverage("uniform")
+    assert edge > 0.5 * centre
+    edge, centre = _coverage("normal")  # Xplique's and Horama's N(0.5, 0.15): the edges are hardly ever seen
+    assert edge < 0.05 * centre
+    x = torch.rand(1, 3, 20, 20, generator=_gen())
+    crops = tf.compose([tf.Crops(5, 0.5, 0.5, centres="uniform")], out_size=10)(x, _gen())
+    assert crops.shape == (5, 3, 10, 10)

@@ -53,7 +53,10 @@ def _interp(shared: bool, align: float) -> dict[str, Any]:
 
 
 DEEP = {"type": "channel", "layer": "_blocks.14", "units": [7, 31, 64, 100]}
-MACO_TRANSFORMS = [{"type": "crops", "count": 32, "box": [0.5, 0.05]}, {"type": "noise", "std": 0.04}]
+ACCENT_WEIGHT = 10.0  # regularizers.features.weight of configs/accentuation.yaml
+MACO_BOX = 0.35  # crop side / canvas side: 640 * 0.35 = 224 px, the model's input
+MACO_TRANSFORMS = [{"type": "crops", "count": 4, "box": [MACO_BOX, MACO_BOX], "centres": "uniform"},
+                   {"type": "noise", "std": 0.04}]
 
 EXPERIMENTS: dict[str, dict[str, Any]] = {
     # Q3: what the decorrelated space does, at equal steps (and the sign step's high frequencies)
@@ -81,12 +84,10 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     "interp_shared_align003": _interp(True, 0.03),
     "interp_shared": _interp(True, 0.0),
     "interp_free": _interp(False, 0.0),
-    # MACO against the FFT default on a deep layer, equal steps
-    "deep_fft": _spec(DEEP),
-    "deep_maco": _spec(DEEP, param={"type": "maco", "size": 256}, transforms=MACO_TRANSFORMS,
-                       optimizer={"type": "nadam", "lr": 1.0}),
-    "deep_maco_photos": _spec(DEEP, param={"type": "maco", "size": 256, "spectrum": "SPECTRUM"},
-                              transforms=MACO_TRANSFORMS, optimizer={"type": "nadam", "lr": 1.0}),
+    # MACO against the FFT default on a deep layer, equal steps (128: rendered on a CPU)
+    "deep_fft": _spec(DEEP, steps=128),
+    "deep_maco": _spec(DEEP, param={"type": "maco", "size": 640}, transforms=MACO_TRANSFORMS,
+                       optimizer={"type": "nadam", "lr": 1.0}, steps=128, output={"alpha": True}),
     # CPPN
     "cppn": _spec({"type": "channel", "layer": "_blocks.8", "units": [3, 17, 42, 64]},
                   param={"type": "cppn", "size": 128}, optimizer={"type": "adam", "lr": 0.005}, steps=512),
@@ -100,6 +101,13 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     "photo_accent_held": _spec({"type": "logit", "unit": "goldfish"},
                                param={"size": 128, "init_image": "tests/data/coffee.jpg"},
                                regularizers={"init_l2": 20.0}, steps=128),
+    # feature accentuation: configs/accentuation.yaml and its variants (256 px, CPU bf16 as the config runs)
+    **{f"accent_{name}": _spec({"type": "logit", "unit": "tiger"},
+                               param={"size": 256, "init_image": "tests/data/chelsea.jpg"}, regularizers=reg,
+                               steps=128, precision="auto", output={"alpha": True})
+       for name, reg in (("plain", {}), ("pixels", {"init_l2": 1000.0}),
+                         ("features", {"features": {"layer": "_blocks.4", "weight": ACCENT_WEIGHT}}),
+                         ("features50", {"features": {"layer": "_blocks.4", "weight": 50.0}}))},
     **{f"photo_accent_l2_{w}": _spec({"type": "logit", "unit": "goldfish"},
                                      param={"size": 128, "init_image": "tests/data/coffee.jpg"},
                                      regularizers={"init_l2": float(w)}, steps=128) for w in (200, 1000, 5000)},
@@ -169,12 +177,9 @@ def render_all(device: str, out: Path, only: list[str] | None, steps: int | None
 
     from featviz_cli.config import ModelSpec, parse_spec
     from featviz_cli.engine import render
-    from featviz_cli.params.spectrum import compute_spectrum, save_spectrum
     from featviz_cli.models import load_model
 
     out.mkdir(parents=True, exist_ok=True)
-    spectrum = out / "spectrum.pt"
-    save_spectrum(compute_spectrum(ROOT / "tests" / "data", 256), spectrum)
     model, info = load_model(ModelSpec(**MODEL))
     arrays: dict[str, np.ndarray] = {}
     metrics: dict[str, Any] = {"device": device, "torch": torch.__version__}
@@ -183,7 +188,7 @@ def render_all(device: str, out: Path, only: list[str] | None, steps: int | None
     for name, data in EXPERIMENTS.items():
         if only and name not in only:
             continue
-        data = json.loads(json.dumps(data).replace('"SPECTRUM"', json.dumps(str(spectrum))))
+        data = json.loads(json.dumps(data))
         if steps:  # a quick check of the script itself
             data["steps"] = steps
         spec = parse_spec({**data, "device": device})
@@ -191,6 +196,8 @@ def render_all(device: str, out: Path, only: list[str] | None, steps: int | None
         result = render(spec, model=model, info=info)
         images = (result.images.clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
         arrays[name] = images
+        if result.alpha is not None:
+            arrays[f"{name}_alpha"] = (result.alpha.numpy() * 255).round().astype(np.uint8)
         m = {"labels": result.labels, "values": [round(v, 4) for v in result.values],
              "seconds": round(time.perf_counter() - t0, 2), "description": result.description,
              "hf_share": high_frequency_share(images)}
@@ -245,41 +252,80 @@ def _save(name: str, image: np.ndarray) -> None:
 
 
 def compose(renders: list[Path], size: int = 96) -> None:
-    """Assemble the figures of the page from renders.npz files (later ones win) into docs/techniques/."""
-    from featviz_cli.outputs import gif_bytes
+    """Assemble the figures of the page from renders.npz files (later ones win) into docs/techniques/.
+
+    A figure whose renders are not all there is skipped (and said so), so that one figure can be
+    re-rendered on its own (``render --only ...``).
+    """
+    from featviz_cli.images import load_image
+    from featviz_cli.outputs import gif_bytes, heat_map
 
     r: dict[str, np.ndarray] = {}
     for folder in renders:
         r.update(np.load(folder / "renders.npz"))
+
+    def ready(figure: str, *names: str) -> bool:
+        gone = [n for n in names if n not in r]
+        if gone:
+            print(f"{figure}: skipped, no renders of {', '.join(gone)}")
+        return not gone
+
     param_names = [("param_pixel_rgb", "pixel Adam"), ("param_pixel_sgd_100", "pixel SGD"),
                    ("param_pixel_sign", "pixel sign"), ("param_pixel_decorrelated", "pix+dec Adam"),
                    ("param_fft_rgb", "FFT Adam"), ("param_fft_decorrelated", "FFT+dec Adam"),
                    ("param_fft_sign", "FFT+dec sign")]
-    rows = [_row(np.stack([r[n][k] for n, _ in param_names]), [lab for _, lab in param_names], 84) for k in (0, 1)]
-    _save("parameterizations", _stack(rows))
-    _save("directions", _stack([_row(r["basis"], [f"channel {u}" for u in range(4)], size),
-                                _row(r["random"], [f"random {s}" for s in range(1, 5)], size)]))
-    _save("diversity", _stack([_row(r[n], [f"weight {n.split('_')[1]}"] + [""] * 3, 88)
-                               for n in ("diversity_0", "diversity_8", "diversity_32")]))
-    _save("interpolation", _stack([_row(r[n], [label] + [""] * 7, 80) for n, label in
-                                   (("interp_free", "unshared"), ("interp_shared_align01", "shared+align"))]))
-    gif = gif_bytes(_small(r["interp_shared_align01"], 72), duration_ms=200, pingpong=False)
-    (HERE / "interpolation.gif").write_bytes(gif)
-    _save("maco", _stack([_row(r["deep_fft"], ["FFT"] + [""] * 3, size),
-                          _row(r["deep_maco"], ["MACO 1/f"] + [""] * 3, size),
-                          _row(r["deep_maco_photos"], ["MACO photos"] + [""] * 3, size)]))
-    _save("cppn", _stack([_row(r["cppn"], ["CPPN"] + [""] * 3, size), _row(r["cppn_fft"], ["FFT"] + [""] * 3, size)]))
-    from featviz_cli.images import load_image
+    if ready("parameterizations", *(n for n, _ in param_names)):
+        rows = [_row(np.stack([r[n][k] for n, _ in param_names]), [lab for _, lab in param_names], 84)
+                for k in (0, 1)]
+        _save("parameterizations", _stack(rows))
+    if ready("directions", "basis", "random"):
+        _save("directions", _stack([_row(r["basis"], [f"channel {u}" for u in range(4)], size),
+                                    _row(r["random"], [f"random {s}" for s in range(1, 5)], size)]))
+    if ready("diversity", "diversity_0", "diversity_8", "diversity_32"):
+        _save("diversity", _stack([_row(r[n], [f"weight {n.split('_')[1]}"] + [""] * 3, 88)
+                                   for n in ("diversity_0", "diversity_8", "diversity_32")]))
+    if ready("interpolation", "interp_free", "interp_shared_align01"):
+        _save("interpolation", _stack([_row(r[n], [label] + [""] * 7, 80) for n, label in
+                                       (("interp_free", "unshared"), ("interp_shared_align01", "shared+align"))]))
+        gif = gif_bytes(_small(r["interp_shared_align01"], 72), duration_ms=200, pingpong=False)
+        (HERE / "interpolation.gif").write_bytes(gif)
+    if ready("maco", "deep_fft", "deep_maco", "deep_maco_alpha"):
+        canvas = r["deep_maco"]
+        side = int(round(MACO_BOX * canvas.shape[1]))
+        crops = canvas[:, (canvas.shape[1] - side) // 2:][:, :side, (canvas.shape[2] - side) // 2:][:, :, :side]
+        _save("maco", _stack([_row(r["deep_fft"], ["FFT"] + [""] * 3, size),
+                              _row(canvas, ["MACO canvas"] + [""] * 3, size),
+                              _row(crops, ["MACO crop"] + [""] * 3, size),
+                              _row(_on_white(canvas, r["deep_maco_alpha"]), ["MACO + alpha"] + [""] * 3, size)]))
+    if ready("cppn", "cppn", "cppn_fft"):
+        _save("cppn", _stack([_row(r["cppn"], ["CPPN"] + [""] * 3, size),
+                              _row(r["cppn_fft"], ["FFT"] + [""] * 3, size)]))
 
     def photo(path: str) -> np.ndarray:
         return (load_image(ROOT / path, 128).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
 
-    _save("photo", _row(np.stack([photo("tests/data/chelsea.jpg"), r["photo_deepdream"][0],
-                                  photo("tests/data/coffee.jpg"), r["photo_accent_free"][0],
-                                  r["photo_accent_l2_1000"][0], r["photo_accent_l2_5000"][0]]),
-                        ["photo", "deepdream", "photo", "init_l2 0", "init_l2 1000", "init_l2 5000"], size))
-    _save("relu_redirect", _stack([_row(r["relu_off"][:4], ["redirect 0"] + [""] * 3, size),
-                                   _row(r["relu_on"][:4], ["redirect 16"] + [""] * 3, size)]))
+    accents = ("photo_accent_free", "photo_accent_l2_1000", "photo_accent_l2_5000")
+    if ready("photo", "photo_deepdream", *accents):
+        _save("photo", _row(np.stack([photo("tests/data/chelsea.jpg"), r["photo_deepdream"][0],
+                                      photo("tests/data/coffee.jpg"), *(r[n][0] for n in accents)]),
+                            ["photo", "deepdream", "photo", "init_l2 0", "init_l2 1000", "init_l2 5000"], size))
+    variants = (("plain", "no penalty"), ("pixels", "init_l2 1000"), ("features", f"features {ACCENT_WEIGHT:g}"),
+                ("features50", "features 50"))
+    if ready("accentuation", *(f"accent_{n}" for n, _ in variants), *(f"accent_{n}_alpha" for n, _ in variants)):
+        cat = (load_image(ROOT / "tests/data/chelsea.jpg", 256).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        heat = [heat_map(r[f"accent_{n}_alpha"][0] / 255) for n, _ in variants]
+        _save("accentuation", _stack([
+            _row(np.stack([cat, *(r[f"accent_{n}"][0] for n, _ in variants)]), ["photo", *(l for _, l in variants)], 128),
+            _row(np.stack([np.full_like(cat, 255), *heat]), ["", *(f"alpha: {l}" for _, l in variants)], 128)]))
+    if ready("relu_redirect", "relu_off", "relu_on"):
+        _save("relu_redirect", _stack([_row(r["relu_off"][:4], ["redirect 0"] + [""] * 3, size),
+                                       _row(r["relu_on"][:4], ["redirect 16"] + [""] * 3, size)]))
+
+
+def _on_white(images: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """(N, H, W, 3) uint8 images composited over white with their (N, H, W) uint8 transparency maps."""
+    a = alpha.astype(np.float64)[..., None] / 255
+    return np.rint(images * a + 255 * (1 - a)).astype(np.uint8)
 
 
 def _small(images: np.ndarray, size: int) -> np.ndarray:

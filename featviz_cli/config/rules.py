@@ -130,6 +130,8 @@ def _check_techniques(spec: Spec, batch: int) -> None:
         where = f"transforms[{i}]"
         if t.type != "crops" and (t.count is not None or t.box is not None):
             raise SpecError(f"{where}.count", f"only 'crops' takes count/box; type is '{t.type}'.")
+        if t.type != "crops" and t.centres is not None:
+            raise SpecError(f"{where}.centres", f"only 'crops' takes centres; type is '{t.type}'.")
         if t.type != "noise" and t.std is not None:
             raise SpecError(f"{where}.std", f"only 'noise' takes std; type is '{t.type}'.")
         if t.box is not None and (len(t.box) != 2 or not all(0 < b <= 1 for b in t.box)):
@@ -165,6 +167,10 @@ def _check_param(spec: Spec) -> None:
         raise SpecError("param.init_image", f"works with param.type fft or pixel, not '{p.type}'.")
     if spec.regularizers.init_l2 and p.init_image is None:
         raise SpecError("regularizers.init_l2", "needs param.init_image (the photo to stay near).")
+    if spec.regularizers.features is not None and p.init_image is None:
+        raise SpecError("regularizers.features", "needs param.init_image (the photo whose activations to stay near).")
+    if spec.regularizers.features is not None and not spec.regularizers.features.layer.strip():
+        raise SpecError("regularizers.features.layer", "must name a layer; run 'featviz layers MODEL' to list names.")
     if spec.regularizers.blur_every and p.type not in _PIXEL_LIKE:
         raise SpecError("regularizers.blur_every", f"blurring works with param.type fft or pixel, not '{p.type}'; set 0.")
     if p.spectrum is not None and p.type != "maco":

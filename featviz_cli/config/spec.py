@@ -162,6 +162,11 @@ class TransformSpec:
     std: float | None = _f(
         None, help="noise: standard deviation on the [0, 1] image scale (default 0.04: Xplique's 0.08 on [-1, 1]).", ge=0
     )
+    centres: Literal["normal", "uniform"] | None = _f(
+        None,
+        help="crops: where crop centres fall. normal (default): N(0.5, 0.15) of the image side, as Xplique and "
+        "Horama, so the edges are rarely optimized; uniform: anywhere, so the whole image is.",
+    )
 
 
 def standard_transforms() -> list[TransformSpec]:
@@ -176,6 +181,22 @@ def standard_transforms() -> list[TransformSpec]:
 
 
 @dataclass
+class FeatureRegularizerSpec:
+    """Feature accentuation (Hamblin et al. 2024): stay near param.init_image in a layer's activations."""
+
+    layer: str = _f(
+        help="The (earlier) layer whose activations stay near the photo's, e.g. _blocks.4; "
+        "run 'featviz layers MODEL' to list names."
+    )
+    weight: float = _f(
+        1.0,
+        help="Weight of the relative squared distance ||layer(image) - layer(photo)||^2 / ||layer(photo)||^2, "
+        "both without transforms (0: off).",
+        ge=0,
+    )
+
+
+@dataclass
 class RegularizerSpec:
     """Frequency penalties, subtracted from the objective."""
 
@@ -183,6 +204,11 @@ class RegularizerSpec:
     l1: float = _f(0.0, help="Weight of the L1 penalty on (image - 0.5).", ge=0)
     l2: float = _f(0.0, help="Weight of the L2 penalty on (image - 0.5).", ge=0)
     init_l2: float = _f(0.0, help="Weight of the mean squared distance to param.init_image (stay near the photo).", ge=0)
+    features: FeatureRegularizerSpec | None = _f(
+        None,
+        help="Stay near param.init_image in a layer's activations, not only in pixels (feature accentuation): "
+        "{layer: _blocks.4, weight: 10}.",
+    )
     blur_every: int = _f(0, help="Blur the image parameters every N steps (0: never).", ge=0)
     blur_sigma: float = _f(0.5, help="Gaussian blur sigma in pixels.", gt=0)
 
@@ -212,6 +238,13 @@ class OutputSpec:
     grid: bool = _f(True, help="Write grid.png with all images, labelled.")
     images: bool = _f(True, help="Write one PNG per image at full resolution.")
     labels: bool = _f(True, help="Label the grid cells with the units.")
+    alpha: bool = _f(
+        False,
+        help="Also write each image's transparency map (the MACO paper's attribution: which pixels the objective "
+        "used): the input gradient |d loss / d image| summed over colour channels and accumulated over the steps, "
+        "as a heat map alpha/NNN_label_heat.png and as the image with the map as its alpha channel, "
+        "alpha/NNN_label_rgba.png.",
+    )
 
 
 #: Fields added after sweeps first recorded a spec hash (dotted paths). A sweep's hash leaves each

@@ -19,6 +19,10 @@ from ..runtime import to_device
 Acts = Mapping[str, torch.Tensor]
 #: Key under which the engine passes the rendered image (B, 3, H, W) to penalties.
 IMAGE = "<image>"
+#: ``probe(images, layers)``: the activations at ``layers`` of (B, 3, H, W) images in [0, 1], untransformed
+#: (only resized to the model's input), through the same network as the render's. The engine hands it
+#: to every term once, before the first step (``Objective.prepare``); gradients flow through it.
+Probe = Callable[[torch.Tensor, Sequence[str]], dict[str, torch.Tensor]]
 
 
 class Objective:
@@ -32,12 +36,14 @@ class Objective:
         description: str,
         labels: Callable[[int], str] | None = None,
         check: Callable[[Mapping[str, torch.Size]], None] | None = None,
+        prepare: Callable[[Probe], None] | None = None,
     ) -> None:
         self.fn = fn
         self.layers = tuple(dict.fromkeys(layers))
         self.description = description
         self._labels = labels or (lambda b: "")
         self._check = check or (lambda shapes: None)
+        self._prepare = prepare or (lambda probe: None)
 
     def __call__(self, acts: Acts) -> torch.Tensor:
         return self.fn(acts)
@@ -50,12 +56,17 @@ class Objective:
         """Raise ``LayerError`` if a unit is out of range for the actual layer shapes."""
         self._check(shapes)
 
+    def prepare(self, probe: Probe) -> None:
+        """Called once before the first step: a term that compares with fixed images (a photo) reads them here."""
+        self._prepare(probe)
+
     def __add__(self, other: "Objective | float") -> "Objective":
         if isinstance(other, (int, float)):
             if other == 0:
                 return self
             return Objective(lambda a: self(a) + other, layers=self.layers,
-                             description=f"{self.description} + {other}", labels=self._labels, check=self._check)
+                             description=f"{self.description} + {other}", labels=self._labels, check=self._check,
+                             prepare=self._prepare)
         return _combine(self, other, 1.0)
 
     __radd__ = __add__
@@ -69,7 +80,7 @@ class Objective:
     def __mul__(self, k: float) -> "Objective":
         k = float(k)
         return Objective(lambda a: k * self(a), layers=self.layers, description=f"{fmt_number(k)} * {self.description}",
-                         labels=self._labels, check=self._check)
+                         labels=self._labels, check=self._check, prepare=self._prepare)
 
     __rmul__ = __mul__
 
@@ -92,9 +103,14 @@ def _combine(a: Objective, b: Objective, sign: float) -> Objective:
         a.check(shapes)
         b.check(shapes)
 
+    def prepare(probe: Probe) -> None:
+        a.prepare(probe)
+        b.prepare(probe)
+
     op = "+" if sign > 0 else "-"
     return Objective(lambda acts: a(acts) + sign * b(acts), layers=a.layers + b.layers,
-                     description=f"{a.description} {op} {b.description}", labels=labels, check=check)
+                     description=f"{a.description} {op} {b.description}", labels=labels, check=check,
+                     prepare=prepare)
 
 
 def batch_mask(values: torch.Tensor, batch: int | None) -> torch.Tensor:

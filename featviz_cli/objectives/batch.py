@@ -6,7 +6,7 @@ from typing import Mapping, Sequence
 import torch
 
 from ..hooks import channel_view
-from .base import Acts, Objective
+from .base import Acts, Objective, Probe
 
 
 def _group_mask(b: int, group: int | None, device: torch.device) -> torch.Tensor:
@@ -83,5 +83,9 @@ def blend(a: Objective, b: Objective, weights: Sequence[float]) -> Objective:
         a.check(shapes)
         b.check(shapes)
 
-    return Objective(fn, layers=a.layers + b.layers, labels=label, check=check,
+    def prepare(probe: Probe) -> None:
+        a.prepare(probe)
+        b.prepare(probe)
+
+    return Objective(fn, layers=a.layers + b.layers, labels=label, check=check, prepare=prepare,
                      description=f"interpolate({a.description} -> {b.description}, {len(t_cpu)} frames)")

@@ -1,9 +1,11 @@
-"""Penalties on the image itself (to subtract): total variation, Lp norms, distance to a photo."""
+"""Penalties (to subtract): total variation, Lp norms, distance to a photo in pixels or in a layer's activations."""
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 
-from .base import IMAGE, Acts, Objective, batch_mask
+from .base import IMAGE, Acts, Objective, Probe, batch_mask
 
 
 def total_variation(*, batch: int | None = None) -> Objective:
@@ -35,3 +37,31 @@ def distance_to(target: torch.Tensor, name: str = "init_image") -> Objective:
         return (x - target.to(x.device, x.dtype)).pow(2).flatten(1).mean(-1)
 
     return Objective(fn, layers=[IMAGE], description=f"L2(image - {name})")
+
+
+def feature_distance(layer: str, photo: torch.Tensor, name: str = "init_image") -> Objective:
+    """Relative squared distance of each image's activations at ``layer`` to the photo's (a penalty; to subtract).
+
+    ``||phi(x) - phi(photo)||^2 / ||phi(photo)||^2`` per image, with ``phi`` the untransformed
+    image's activations (the engine's ``Probe``, one forward to ``layer`` each step), so the two
+    maps are aligned pixel for pixel whatever the transforms do to the image the objective sees.
+    The photo's activations are computed once, when the engine prepares the terms (Hamblin et al.
+    2024, feature accentuation). ``photo``: (1, 3, H, W) in [0, 1].
+    """
+    state: dict[str, Any] = {}
+
+    def prepare(probe: Probe) -> None:
+        with torch.no_grad():
+            ref = probe(photo, [layer])[layer].float()
+        state.update(probe=probe, ref=ref, norm=ref.pow(2).flatten(1).sum(-1).clamp_min(1e-12), last=None)
+
+    def fn(acts: Acts) -> torch.Tensor:
+        if "probe" not in state:
+            raise RuntimeError("feature_distance needs prepare(probe) before its first call")
+        x = acts[IMAGE]
+        if state["last"] is None or state["last"][0] is not x:  # once per step, however many crop groups
+            features = state["probe"](x, [layer])[layer].float()
+            state["last"] = (x, (features - state["ref"]).pow(2).flatten(1).sum(-1) / state["norm"])
+        return state["last"][1]
+
+    return Objective(fn, layers=[IMAGE, layer], description=f"L2({layer}(image) - {layer}({name}))", prepare=prepare)

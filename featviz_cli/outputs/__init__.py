@@ -17,16 +17,18 @@ from .files import (
     sha256_file,
     write_bytes_if_changed,
 )
-from .layout import Animation, write_png, write_render
-from .pictures import gif_bytes, make_grid, png_bytes, to_uint8, webp_supported
+from .layout import Animation, alpha_file_names, write_alpha, write_png, write_render
+from .pictures import gif_bytes, heat_map, make_grid, png_bytes, to_uint8, webp_supported, with_alpha
 
 __all__ = [
     "Animation",
+    "alpha_file_names",
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
     "ensure_dir",
     "gif_bytes",
+    "heat_map",
     "make_grid",
     "png_bytes",
     "prepare_output_dir",
@@ -36,6 +38,8 @@ __all__ = [
     "sha256_file",
     "to_uint8",
     "webp_supported",
+    "with_alpha",
+    "write_alpha",
     "write_bytes_if_changed",
     "write_png",
     "write_render",

@@ -22,7 +22,7 @@ from .files import (
     sanitize_filename,
     sha256_bytes,
 )
-from .pictures import gif_bytes, make_grid, png_bytes, to_uint8, webp_bytes, webp_supported
+from .pictures import gif_bytes, heat_map, make_grid, png_bytes, to_uint8, webp_bytes, webp_supported, with_alpha
 
 META_NAME = "meta.json"
 GRID_NAME = "grid.png"
@@ -30,6 +30,7 @@ SNAPSHOT_DIR = "snapshots"
 STRIP_NAME = "strip.png"
 GIF_NAME = "interpolation.gif"
 WEBP_NAME = "interpolation.webp"
+ALPHA_DIR = "alpha"
 
 FileRecords = dict[str, dict[str, Any]]
 
@@ -44,6 +45,17 @@ def snapshot_file_name(step: int) -> str:
     return f"{SNAPSHOT_DIR}/step_{step:05d}.png"
 
 
+def snapshot_image_name(step: int, index: int, stem: str) -> str:
+    """One image's snapshot, beside the step's grid: ``snapshots/step_{step:05d}/{index:03d}_{stem}.png``."""
+    return f"{SNAPSHOT_DIR}/step_{step:05d}/{image_file_name(index, stem)}"
+
+
+def alpha_file_names(index: int, stem: str) -> tuple[str, str]:
+    """One image's transparency files: ``alpha/{index:03d}_{stem}_heat.png`` and ``..._rgba.png``."""
+    base = f"{ALPHA_DIR}/{image_file_name(index, stem)[:-4]}"
+    return f"{base}_heat.png", f"{base}_rgba.png"
+
+
 def _write_file(out_dir: Path, relative: str, data: bytes, width: int, height: int) -> dict[str, Any]:
     """Write ``data`` at ``out_dir/relative`` atomically; return its record ``{sha256, bytes, width, height}``."""
     atomic_write_bytes(safe_join(out_dir, relative), data)
@@ -56,6 +68,20 @@ def write_png(out_dir: Path, relative: str, image: np.ndarray) -> dict[str, Any]
     The record is ``{sha256, bytes, width, height}``.
     """
     return _write_file(out_dir, relative, png_bytes(image), int(image.shape[1]), int(image.shape[0]))
+
+
+def write_alpha(out_dir: Path, heat_name: str, rgba_name: str, image: Any, alpha: Any) -> FileRecords:
+    """Write one image's transparency map (``alpha``: ``(H, W)`` in ``[0, 1]``) twice: as a heat map PNG at
+    ``heat_name`` and as ``image`` in RGBA with the map as its alpha channel at ``rgba_name``; return their records.
+
+    The folders of both names are created inside ``out_dir``.
+    """
+    files: FileRecords = {}
+    for name, picture in ((heat_name, heat_map(alpha)), (rgba_name, with_alpha(image, alpha))):
+        if "/" in name:
+            ensure_dir(out_dir, name.rsplit("/", 1)[0])
+        files[name] = write_png(out_dir, name, picture)
+    return files
 
 
 def _remove_stale_meta(out_dir: Path) -> None:
@@ -76,12 +102,16 @@ def write_render(
     grid_labels: bool = True,
     animation: Animation | None = None,
     extra_files: Mapping[str, dict[str, Any]] | None = None,
+    alpha: Any = None,
 ) -> FileRecords:
     """Write a render into ``out_dir`` and return ``{relative path: {sha256, bytes, width, height}}``.
 
     Writes per-image PNGs, ``grid.png``, one grid per snapshot step in
     ``snapshots/``, then ``meta.json`` (``meta`` plus ``"files"``) last; an old
     ``meta.json`` is removed first. ``meta`` itself is not modified.
+    With ``per_image``, each snapshot step also gets one PNG per image in ``snapshots/step_NNNNN/``
+    (named as the final images). With ``alpha`` (``(N, H, W)`` maps in ``[0, 1]``) each image's
+    transparency map is written by ``write_alpha`` into ``alpha/``.
     ``grid_labels=False`` leaves the grid cells unlabelled. With ``animation`` the images are
     frames (an interpolation): ``strip.png``, ``interpolation.gif`` and, when asked and supported,
     ``interpolation.webp`` are written first. ``extra_files`` (records of files the caller already
@@ -106,7 +136,16 @@ def write_render(
         ensure_dir(out_dir, SNAPSHOT_DIR)
         for step in sorted(snapshots):
             name = snapshot_file_name(step)
-            files[name] = write_png(out_dir, name, make_grid(snapshots[step], cell_labels))
+            snap = to_uint8(snapshots[step])
+            files[name] = write_png(out_dir, name, make_grid(snap, cell_labels))
+            if per_image:
+                ensure_dir(out_dir, snapshot_file_name(step)[:-4])
+                for i, (image, stem) in enumerate(zip(snap, stems)):
+                    rel = snapshot_image_name(step, i, stem)
+                    files[rel] = write_png(out_dir, rel, image)
+    if alpha is not None:
+        for i, (image, stem) in enumerate(zip(arr, stems)):
+            files.update(write_alpha(out_dir, *alpha_file_names(i, stem), image, alpha[i]))
     files.update(extra)
     atomic_write_json(safe_join(out_dir, META_NAME), {**meta, "files": files})
     return files

@@ -53,13 +53,43 @@ def to_uint8(images: Any) -> np.ndarray:
 
 
 def png_bytes(image_uint8: np.ndarray) -> bytes:
-    """Deterministic PNG of one ``(H, W, 3)`` uint8 image: no metadata, fixed compression."""
+    """Deterministic PNG of one ``(H, W, 3)`` (RGB) or ``(H, W, 4)`` (RGBA) uint8 image: no metadata, fixed compression."""
     arr = np.ascontiguousarray(image_uint8)
-    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[-1] != 3:
-        raise ValueError(f"png_bytes needs a (H, W, 3) uint8 array, got {arr.dtype} {tuple(arr.shape)}")
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[-1] not in (3, 4):
+        raise ValueError(f"png_bytes needs a (H, W, 3) or (H, W, 4) uint8 array, got {arr.dtype} {tuple(arr.shape)}")
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL, optimize=False)
     return buf.getvalue()
+
+
+# ---------------------------------------------------------------- transparency maps
+
+#: Anchor colours of the heat map (matplotlib's "inferno" at 0, 1/6, ..., 1), linearly interpolated.
+_HEAT_ANCHORS = np.array([[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66],
+                          [245, 125, 21], [252, 255, 164]], dtype=np.float64)
+
+
+def heat_map(values: Any) -> np.ndarray:
+    """A ``(H, W)`` map in ``[0, 1]`` as a ``(H, W, 3)`` uint8 heat map: black-purple (0) to pale yellow (1)."""
+    v = np.clip(np.nan_to_num(np.asarray(_to_numpy(values), dtype=np.float64)), 0.0, 1.0)
+    if v.ndim != 2:
+        raise ValueError(f"heat_map needs a (H, W) map, got shape {tuple(v.shape)}")
+    pos = v * (len(_HEAT_ANCHORS) - 1)
+    lo = np.minimum(pos.astype(np.int64), len(_HEAT_ANCHORS) - 2)
+    t = (pos - lo)[..., None]
+    rgb = (1 - t) * _HEAT_ANCHORS[lo] + t * _HEAT_ANCHORS[lo + 1]
+    return np.ascontiguousarray(np.rint(rgb).astype(np.uint8))
+
+
+def with_alpha(image: Any, alpha: Any) -> np.ndarray:
+    """One image (``(H, W, 3)``, see ``to_uint8``) with a ``(H, W)`` map in ``[0, 1]`` as its alpha: ``(H, W, 4)`` uint8."""
+    rgb = to_uint8(image)
+    if len(rgb) != 1:
+        raise ValueError(f"with_alpha needs one image, got {len(rgb)}")
+    a = to_uint8(np.repeat(np.asarray(_to_numpy(alpha), dtype=np.float64)[..., None], 3, axis=-1))[0, ..., :1]
+    if a.shape[:2] != rgb.shape[1:3]:
+        raise ValueError(f"alpha map {a.shape[:2]} and image {rgb.shape[1:3]} differ in size")
+    return np.ascontiguousarray(np.concatenate([rgb[0], a], axis=-1))
 
 
 # ---------------------------------------------------------------- labels and grids

@@ -1,12 +1,13 @@
-"""Magnitude spectra for MACO: the built-in 1/f, a folder's mean spectrum, files, resampling.
+"""Magnitude spectra for MACO: the built-in natural spectrum, a folder's mean spectrum, files, resampling.
 
 ``compute_spectrum`` averages the magnitude spectra of a folder of photos in the decorrelated
 colour space (``featviz spectrum DIR -o spectrum.pt``); ``load_magnitude`` reads such a file for
-an image of a given size (``one_over_f`` when there is none). The magnitudes are made symmetric
-where the real FFT needs it, with zero DC, so a phase-only image has exactly this spectrum.
+an image of a given size (``natural_magnitude`` when there is none). The magnitudes are made
+symmetric where the real FFT needs it, with zero DC, so a phase-only image has exactly this spectrum.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +43,62 @@ def symmetric_magnitude(magnitude: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def one_over_f(size: int, decay_power: float = 1.0) -> torch.Tensor:
-    """The built-in magnitude: 1/f**decay_power for every colour channel (natural images are close to 1/f)."""
+    """1/f**decay_power for every colour channel (the built-in magnitude before ``natural_magnitude``)."""
     freqs = rfft2d_freqs(size, size)
     mag = 1.0 / torch.clamp(freqs, min=1.0 / size) ** decay_power
     return symmetric_magnitude(mag.expand(3, -1, -1).clone(), size)
+
+
+#: The built-in magnitude, per decorrelated colour channel (luminance, then the two colour
+#: axes): amplitude ``NATURAL_AMPLITUDES[c] * (f / 0.1) ** -NATURAL_SLOPES[c]`` at f cycles/pixel.
+#: Fitted (least squares on the log of the radially averaged magnitude, 12 log-spaced bands from
+#: 2/256 to 0.4 cycles/pixel, so every octave counts the same) to the mean spectrum of the four
+#: photos in tests/data at 256 px: ``python -m benchmarks.maco_measure`` prints the fit. Colour
+#: falls off faster than luminance (slopes 1.68 and 1.46 against 1.30): photos have colour in
+#: large regions and fine detail in luminance, where a plain 1/f for every channel gives colour noise.
+NATURAL_SLOPES: tuple[float, float, float] = (1.30, 1.68, 1.46)
+NATURAL_AMPLITUDES: tuple[float, float, float] = (1.0, 0.74, 0.61)
+NATURAL_REFERENCE_FREQUENCY = 0.1
+
+
+def power_law(size: int, slopes: tuple[float, ...], amplitudes: tuple[float, ...],
+              reference: float = NATURAL_REFERENCE_FREQUENCY) -> torch.Tensor:
+    """A (3, size, size//2+1) magnitude ``amplitudes[c] * (f / reference) ** -slopes[c]``, f floored at 1/size."""
+    f = torch.clamp(rfft2d_freqs(size, size), min=1.0 / size) / reference
+    mag = torch.stack([a * f ** -s for s, a in zip(slopes, amplitudes)])
+    return symmetric_magnitude(mag, size)
+
+
+def natural_magnitude(size: int) -> torch.Tensor:
+    """The built-in magnitude: the power law fitted to photos, per decorrelated colour channel."""
+    return power_law(size, NATURAL_SLOPES, NATURAL_AMPLITUDES)
+
+
+def fit_power_law(magnitude: torch.Tensor, low: float, high: float, bands: int = 12,
+                  reference: float = NATURAL_REFERENCE_FREQUENCY) -> tuple[list[float], list[float]]:
+    """Per channel of a (3, S, S//2+1) magnitude: the (slope, amplitude at ``reference``) of its power law.
+
+    Least squares on log magnitude against log frequency, over ``bands`` log-spaced bands between
+    ``low`` and ``high`` cycles/pixel (each band's mean), so that every octave weighs the same;
+    amplitudes are relative to the first channel's.
+    """
+    size = magnitude.shape[-2]
+    freqs = rfft2d_freqs(size, size)
+    edges = torch.logspace(math.log10(low), math.log10(high), bands + 1)
+    slopes, amplitudes = [], []
+    for channel in magnitude.float():
+        xs, ys = [], []
+        for a, b in zip(edges[:-1], edges[1:]):
+            band = (freqs >= a) & (freqs < b)
+            if band.any():
+                xs.append(math.log(float(freqs[band].mean())))
+                ys.append(math.log(float(channel[band].mean())))
+        x, y = torch.tensor(xs, dtype=torch.float64), torch.tensor(ys, dtype=torch.float64)
+        a_mat = torch.stack([x, torch.ones_like(x)], 1)
+        slope, offset = torch.linalg.lstsq(a_mat, y[:, None]).solution[:, 0].tolist()
+        slopes.append(-slope)
+        amplitudes.append(math.exp(offset + slope * math.log(reference)))
+    return slopes, [a / amplitudes[0] for a in amplitudes]
 
 
 def resample_magnitude(magnitude: torch.Tensor, size: int) -> torch.Tensor:
@@ -64,9 +117,9 @@ def resample_magnitude(magnitude: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def load_magnitude(path: str | None, size: int, *, field: str = "param.spectrum") -> torch.Tensor:
-    """The magnitude for an image of ``size``: from a spectrum file, or the 1/f fallback when ``path`` is None."""
+    """The magnitude for an image of ``size``: from a spectrum file, or the built-in natural one when ``path`` is None."""
     if path is None:
-        return one_over_f(size)
+        return natural_magnitude(size)
     p = Path(path).expanduser()
     if not p.is_file():
         raise SpecError(field, f"{p}: no such file; make one with 'featviz spectrum DIR -o {p.name}'.")

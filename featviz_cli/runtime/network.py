@@ -97,12 +97,14 @@ class Network:
         else:
             self.notes.append("compile: torch.compile of the truncated network")
 
-    def __call__(self, x: torch.Tensor, *, eager: bool = False) -> dict[str, torch.Tensor]:
-        """Activations of the requested layers for the preprocessed batch ``x``."""
+    def __call__(self, x: torch.Tensor, *, eager: bool = False, layers: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        """Activations of the requested layers (or of ``layers``, eagerly) for the preprocessed batch ``x``."""
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         ctx = torch.autocast(self.device.type, dtype=self.dtype) if self.dtype else contextlib.nullcontext()
         with ctx:
+            if layers is not None:
+                return forward_to(self.model, x, layers)
             if self.compiled is not None and not eager:
                 return self._run_compiled(x)
             return self._eager(x)
