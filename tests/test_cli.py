@@ -660,11 +660,19 @@ def test_the_direction_commands_turn_bad_input_into_one_error_line(tmp_path: Pat
         (["factors", str(spec), "--images", data, "--n", "40", "--out", str(tmp_path / "f")],
          "Error: --n: 40 factors for layer 'act3' with 32 channels; ask for at most 32.", tmp_path / "f"),
         (["factors", str(spec), "--images", str(tmp_path / "empty"), "--out", str(tmp_path / "g")],
-         "Error: --images: ", None),
+         "Error: --images: ", tmp_path / "g"),
         (["caricature", str(spec), "--image", str(tmp_path / "nope.jpg"), "--out", str(tmp_path / "c")],
-         "Error: --image: ", None),
+         "Error: --image: ", tmp_path / "c"),
+        (["caricature", str(spec), "--image", data + "/chelsea.jpg", "--layers", "act2,nope", "--out",
+          str(tmp_path / "c2")], "Error: ", tmp_path / "c2"),
         (["grid", str(spec), "--image", data + "/chelsea.jpg", "--layer", "nope", "--out", str(tmp_path / "d")],
-         "Error: ", None),
+         "Error: ", tmp_path / "d"),
+        (["grid", str(spec), "--image", data + "/chelsea.jpg", "--layer", "fc", "--out", str(tmp_path / "d2")],
+         "Error: --layer: layer 'fc' has no spatial map", tmp_path / "d2"),
+        (["activation-atlas", str(spec), "--images", str(tmp_path / "empty"), "--out", str(tmp_path / "a2")],
+         "Error: --images: ", tmp_path / "a2"),
+        (["activation-atlas", str(spec), "--images", data, "--class", "nope", "--out", str(tmp_path / "a3")],
+         "Error: --class: no class named 'nope'", tmp_path / "a3"),
         (["activation-atlas", str(spec), "--images", data, "--layout", "pca", "--out", str(tmp_path / "a")],
          "Error: --layout: 'pca' is not auto, umap or tsne.", tmp_path / "a"),
     ]
@@ -673,7 +681,7 @@ def test_the_direction_commands_turn_bad_input_into_one_error_line(tmp_path: Pat
         assert result.exit_code == 2, (args, result.output)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(message), (args, lines)
-        assert unwritten is None or not unwritten.exists()
+        assert not unwritten.exists(), args
 
 
 def test_featviz_factors_writes_the_matrix_the_maps_and_the_page(tmp_path: Path) -> None:

@@ -23,13 +23,14 @@ import numpy as np
 
 from ..config import Spec
 from ..errors import SpecError
+from ..hooks import resolve_layer
 from ..html import render
 from ..models import load_model
 from ..outputs import atomic_write_bytes, atomic_write_json, atomic_write_text, prepare_output_dir, write_png
 from .matrix import save_dictionary
 from .neuron_groups import checkpoint_for, spec_layer
 from .render import RENDERS_DIR, render_dictionary, render_path
-from .sample import sample_activations
+from .sample import check_folder, sample_activations
 
 
 def layout_2d(vectors: np.ndarray, *, seed: int = 0, method: str = "auto") -> tuple[np.ndarray, str]:
@@ -91,9 +92,11 @@ def run_atlas(spec: Spec, images: str | Path, out: str | Path, *, grid: int = 12
     layer = spec_layer(spec)
     if grid < 1 or min_count < 1:
         raise SpecError("--grid" if grid < 1 else "--min-count", "must be >= 1.")
-    out = prepare_output_dir(Path(out))
     model, info = load_model(spec.model)
+    resolve_layer(model, layer, field="objective.layer")
     cls = resolve_class(klass, info.class_names, "--class") if klass is not None else None
+    check_folder(images)
+    out = prepare_output_dir(Path(out))  # after the checks: bad input writes nothing
     identity = dataclasses.asdict(spec.model)
     fingerprint = {"model": identity, "layer": layer, "samples": samples, "crops": crops, "seed": spec.seed,
                    "class": cls, "images": str(Path(images).resolve())}

@@ -168,7 +168,7 @@ def run_caricatures(spec: Spec, photo_path: str | Path, out: str | Path, *, laye
     from ..sweep.plan import hash_of
     from ..config import spec_to_dict
 
-    out = prepare_output_dir(Path(out))
+    out = Path(out)
     chosen, dirs = caricature_layers(spec, out, layers)
     view = {k: v for k, v in spec_to_dict(spec).items() if k not in ("output", "device", "name", "objective", "sweep",
                                                                       "dataset")}
@@ -179,7 +179,11 @@ def run_caricatures(spec: Spec, photo_path: str | Path, out: str | Path, *, laye
                 "render_hash": hash_of(view)}
     if done_already(out, settings):
         return out / CARICATURES_DIR / CARICATURES_JSON, False
-    c = render_caricatures(spec, photo_file, chosen, cossim_pow=cossim_pow, progress=progress)
+    model, info = load_model(spec.model)
+    for name in chosen:  # before the output directory: bad input writes nothing
+        resolve_layer(model, name, field="--layers")
+    out = prepare_output_dir(out)
+    c = render_caricatures(spec, photo_file, chosen, cossim_pow=cossim_pow, model=model, info=info, progress=progress)
     path = write_caricatures(c, out, photo_file.name, layer_dirs=dirs, settings=settings)
     if (out / "sweep.json").is_file():
         from ..sweep import rebuild

@@ -48,7 +48,7 @@ def run_grid(spec: Spec, photo_path: str | Path, out: str | Path, *, layer: str,
     photo_file = Path(photo_path)
     if not photo_file.is_file():
         raise SpecError("--image", f"{photo_file}: no such file; give the photo whose activations to render.")
-    out = prepare_output_dir(Path(out))
+    out = Path(out)
     settings = {"layer": layer, "cossim_pow": cossim_pow, "shared": shared, "photo_file_sha256": sha256_file(photo_file),
                 "render_hash": hash_of({k: v for k, v in spec_to_dict(spec).items()
                                         if k not in ("output", "device", "name", "objective", "sweep", "dataset")})}
@@ -66,6 +66,7 @@ def run_grid(spec: Spec, photo_path: str | Path, out: str | Path, *, layer: str,
     if rows * cols > MAX_CELLS:
         raise SpecError("--layer", f"layer {layer!r} has {rows} x {cols} positions, over {MAX_CELLS} cells; choose a "
                         "later layer or a smaller model.input_size.")
+    out = prepare_output_dir(out)  # after the checks: bad input writes nothing
     vectors = grid_vectors(acts)
     here = copy.deepcopy(spec)
     here.param.batch, here.interpolate = rows * cols, None

@@ -33,7 +33,7 @@ from .caricature import batch_activations
 from .factors import fit_factors
 from .matrix import save_dictionary
 from .render import RENDERS_DIR, heat_overlay, render_dictionary, render_path
-from .sample import sample_activations
+from .sample import check_folder, sample_activations
 
 MAP_SIZE = 96
 
@@ -65,8 +65,7 @@ def run_factors(spec: Spec, images: str | Path, out: str | Path, *, n: int = 16,
     width = layer_widths(model, info, [layer])[layer]
     if n > width:  # before the long pass, and before anything is written
         raise SpecError("--n", f"{n} factors for layer {layer!r} with {width} channels; ask for at most {width}.")
-    if not Path(images).is_dir():
-        raise SpecError("--images", f"{images}: not a folder; give the folder of images.")
+    check_folder(images)
     out = prepare_output_dir(Path(out))
     identity = dataclasses.asdict(spec.model)
     ckpt = checkpoint_for(out, "sample", {"model": identity, "layer": layer, "samples": samples, "crops": crops,

@@ -104,6 +104,20 @@ def _activations(model: nn.Module, pre: nn.Module, x: torch.Tensor, layer: str, 
     return a.detach().float(), (a.detach() * grad).sum(1).float().clamp_min(0)
 
 
+def check_folder(images: str | Path, field: str = "--images") -> int:
+    """The number of images under ``images``; ``SpecError`` naming ``field`` if it is no folder or holds none.
+
+    The passes call it before they create their output directory, so bad input writes nothing.
+    """
+    root = Path(images)
+    if not root.is_dir():
+        raise SpecError(field, f"{root}: not a folder; give the folder of images.")
+    total = count_images(root)
+    if total == 0:
+        raise SpecError(field, f"{root}: no {'/'.join(IMAGE_SUFFIXES)} files in it or below; check the path.")
+    return total
+
+
 def sample_activations(model: nn.Module, info: ModelInfo, layer: str, images: str | Path, *, size: int = 20000,
                        seed: int = 0, crops: int = 0, klass: int | None = None, batch_size: int = 16,
                        workers: int = 0, checkpoint: Path | None = None, checkpoint_every: int = 500,
@@ -118,11 +132,7 @@ def sample_activations(model: nn.Module, info: ModelInfo, layer: str, images: st
     import time
 
     root = Path(images)
-    if not root.is_dir():
-        raise SpecError("--images", f"{root}: not a folder; give the folder of images.")
-    total = count_images(root)
-    if total == 0:
-        raise SpecError("--images", f"{root}: no {'/'.join(IMAGE_SUFFIXES)} files in it or below; check the path.")
+    total = check_folder(root)
     model = model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
