@@ -42,14 +42,15 @@ def render_path(out: Path, layer_dir: str, row: int) -> Path:
 
 
 def heat_overlay(image: np.ndarray, heat: np.ndarray, size: int) -> np.ndarray:
-    """A (size, size, 3) uint8 picture: the photo dimmed, the map (h, w, in [0, 1]) upsampled on top in orange."""
+    """A (size, size, 3) uint8 picture of where a map (h, w, in [0, 1], upsampled) is high: the photo in
+    colour there, dark grey elsewhere (a colour overlay is unreadable on photos of that colour)."""
     from PIL import Image
 
     photo = np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32)
     h = np.asarray(Image.fromarray((np.clip(heat, 0, 1) * 255).astype(np.uint8)).resize(
         (size, size), Image.Resampling.BILINEAR), dtype=np.float32)[..., None] / 255
-    colour = np.array([255, 140, 0], dtype=np.float32)
-    out = photo * (0.25 + 0.35 * (1 - h)) + colour * h * 0.75
+    grey = photo.mean(-1, keepdims=True) * 0.3
+    out = grey * (1 - h) + photo * h
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
