@@ -3,7 +3,9 @@
 Each size runs in its own process (peak RSS is per process): a folder of N copies of the test
 photos (augmented: flipped and shifted), sampled at a layer of the tiny model (or --model), with
 the same reservoir size. The sample holds at most --samples vectors, so the peak must stay flat:
-the printed ratio (10x folder / 1x folder) should be close to 1.
+the printed ratio (10x folder / 1x folder) should be close to 1. "every position" is what the
+activation vectors of all sampled positions would take (float32): the growth the reservoir avoids,
+to read the ratio against (the baseline is mostly torch and scikit-learn themselves).
 
     python benchmarks/directions_memory.py [--small 40] [--factor 10] [--model test_tiny --layer act3]
 """
@@ -44,7 +46,9 @@ def child(folder: str, model: str, layer: str, samples: int, what: str) -> None:
     if what == "factors":
         fit_factors(s.vectors, 8, "nmf")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"images": s.done, "sampled": int(s.vectors.shape[0]), "peak_mib": round(peak, 1)}))
+    every = s.positions * s.vectors.shape[1] * 4 / 2 ** 20  # what keeping every position would hold
+    print(json.dumps({"images": s.done, "sampled": int(s.vectors.shape[0]), "peak_mib": round(peak, 1),
+                      "every_mib": round(every, 1)}))
 
 
 def main() -> None:
@@ -69,9 +73,9 @@ def main() -> None:
                                       str(a.samples), "--model", a.model, "--layer", a.layer],
                                      capture_output=True, text=True, check=True)
                 rows[(what, n)] = json.loads(res.stdout.strip().splitlines()[-1])
-        print(f"{'pass':<8} {'images':>7} {'sampled':>8} {'peak RSS MiB':>13}")
+        print(f"{'pass':<8} {'images':>7} {'sampled':>8} {'peak RSS MiB':>13} {'every position MiB':>19}")
         for (what, n), r in rows.items():
-            print(f"{what:<8} {r['images']:>7} {r['sampled']:>8} {r['peak_mib']:>13}")
+            print(f"{what:<8} {r['images']:>7} {r['sampled']:>8} {r['peak_mib']:>13} {r['every_mib']:>19}")
         for what in ("factors", "atlas"):
             ratio = rows[(what, a.small * a.factor)]["peak_mib"] / rows[(what, a.small)]["peak_mib"]
             print(f"{what}: peak RSS ratio {a.factor}x folder / 1x folder = {ratio:.3f}")
