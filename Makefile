@@ -9,12 +9,13 @@ BENCHSTAMP := $(VENV)/.installed-bench
 BENCH_ARGS ?=
 OUT    ?= out/quickstart
 
-.PHONY: demo test bench venv dev clean help chromium slurm
+.PHONY: demo test bench quality venv dev clean help chromium slurm
 
 help:
 	@echo "make demo   - render configs/quickstart.yaml on the embedded EfficientNet-Lite0 into $(OUT)"
 	@echo "make test   - install the dev extras (and Debian's chromium, SLURM and munge where missing) and run the test suite"
 	@echo "make bench  - install torch-lucent 0.1.8 beside featviz and run benchmarks/compare.py (BENCH_ARGS=--quick)"
+	@echo "make quality - the image-quality benchmark (Lite0 renders judged by Lite1, and the reverse) into $(QUALITY_OUT)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +68,17 @@ $(BENCHSTAMP): pyproject.toml $(STAMP)
 
 bench: $(BENCHSTAMP)
 	$(PY) -m benchmarks.compare $(BENCH_ARGS)
+
+# Image quality (not part of `make test`): the defaults before this round against today's, at 128 and
+# 512 steps, judged by a network that never rendered; then the reverse direction. About 20 minutes on 2 cores.
+QUALITY_OUT ?= out/quality
+BEFORE := param.decay_power=1.0 optimizer.lr=0.05
+QUALITY_ARGS ?= --setting before_512 steps=512 $(BEFORE) --setting before_128 steps=128 $(BEFORE) \
+	--setting now_128 steps=128 --setting now_512 steps=512
+quality: $(DEVSTAMP)
+	$(PY) -m benchmarks.quality $(QUALITY_ARGS) --objective classes --objective _blocks.10:12 --out $(QUALITY_OUT)/lite0-by-lite1
+	$(PY) -m benchmarks.quality $(QUALITY_ARGS) --render-model efficientnet_lite1 --judge efficientnet_lite0 \
+	  --out $(QUALITY_OUT)/lite1-by-lite0
 
 clean:
 	rm -rf out build *.egg-info

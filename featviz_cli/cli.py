@@ -214,10 +214,13 @@ def examples(
 
 def _report_examples(result: Any, paths: dict[str, Path]) -> None:
     """The summary line of a dataset-examples pass on stderr, and each layer's page on stdout."""
+    from .examples.layout import describe_files
+
     speed = ("all from the checkpoint" if result.resumed_from == result.files
              else f"at {result.timings['images_per_s']:.1f} images/s")
+    repaired = f"; repaired {describe_files(result.repaired)}" if result.repaired else ""
     _say(f"Ranked {result.images_seen} image(s) for {len(result.layers)} layer(s) "
-         f"({result.unreadable} unreadable), {speed}")
+         f"({result.unreadable} unreadable), {speed}{repaired}")
     for path in paths.values():
         typer.echo(str(path.parent / "index.html"))
 

@@ -1,6 +1,7 @@
 """Shared test data for the dataset-examples tests: a known red detector and a folder of images for it."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -67,3 +68,40 @@ def brute_top_k(values: torch.Tensor, k: int, largest: bool) -> torch.Tensor:
         keyed = sorted(range(values.shape[0]), key=lambda i: ((-1 if largest else 1) * float(values[i, u]), i))
         out.append(keyed[:k])
     return torch.tensor(out)
+
+
+DAMAGES = ("corrupt", "truncate", "delete")
+
+
+def damage(path: Path, how: str) -> None:
+    """Damage a file as a bad copy or disk would: ``corrupt`` (same size, 4 bytes in the middle inverted),
+    ``truncate`` (the first half kept) or ``delete``."""
+    data = path.read_bytes()
+    if how == "corrupt":
+        mid = len(data) // 2
+        path.write_bytes(data[:mid] + bytes(b ^ 0xFF for b in data[mid : mid + 4]) + data[mid + 4 :])
+    elif how == "truncate":
+        path.write_bytes(data[: len(data) // 2])
+    else:
+        path.unlink()
+
+
+def file_states(directory: Path) -> dict[str, tuple[str, int, int]]:
+    """Every file under ``directory``: (sha256, inode, mtime in ns), by path relative to it."""
+    out = {}
+    for p in sorted(directory.rglob("*")):
+        if p.is_file():
+            st = p.stat()
+            out[p.relative_to(directory).as_posix()] = (hashlib.sha256(p.read_bytes()).hexdigest(), st.st_ino,
+                                                         st.st_mtime_ns)
+    return out
+
+
+def touched(before: dict[str, tuple[str, int, int]], after: dict[str, tuple[str, int, int]]) -> set[str]:
+    """The files of ``after`` that are new or were written since ``before`` (other inode or mtime)."""
+    return {rel for rel, (_, ino, mtime) in after.items() if before.get(rel, (None, None, None))[1:] != (ino, mtime)}
+
+
+def same_bytes(a: Path, b: Path) -> bool:
+    """True if the two directories hold the same files with the same bytes."""
+    return {k: v[0] for k, v in file_states(a).items()} == {k: v[0] for k, v in file_states(b).items()}

@@ -3,6 +3,7 @@ are those of earlier releases, so existing output directories still resume."""
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 import shutil
 from pathlib import Path
@@ -11,7 +12,8 @@ import pytest
 import torch
 
 from featviz_cli.errors import SpecError
-from featviz_cli.examples.checkpoint import CHAIN_START, chain_hash, checkpoint_path, pass_fingerprint
+from featviz_cli.examples.checkpoint import CHAIN_START, DamagedCheckpoint, chain_hash, checkpoint_path, pass_fingerprint
+from featviz_cli.examples.digest import digest_path
 from featviz_cli.examples.pass_ import ExamplesResult, collect
 from featviz_cli.examples.ranking import EMPTY
 
@@ -99,6 +101,33 @@ def test_an_empty_slot_and_a_fresh_state_use_the_old_sentinels(tmp_path: Path) -
 def test_a_damaged_checkpoint_is_an_input_error_with_the_fix(tmp_path: Path) -> None:
     red_folder(tmp_path / "images")
     ckpt = tmp_path / "c.pt"
-    ckpt.write_bytes(b"not a checkpoint")
-    with pytest.raises(SpecError, match="cannot read the checkpoint.*--restart"):
+    ckpt.write_bytes(b"not a checkpoint")  # no digest file, as an earlier featviz left it
+    with pytest.raises(SpecError, match="cannot read the checkpoint.*--restart") as err:
         collect(RedNet(), RED_INFO, ["blur"], tmp_path / "images", k=2, workers=0, checkpoint=ckpt)
+    assert isinstance(err.value, DamagedCheckpoint)  # which run_examples deletes and runs the pass again
+    assert err.value.path == ckpt and err.value.problem == "cannot be read (UnpicklingError)"
+
+
+def test_a_checkpoint_changed_anywhere_is_found_before_it_is_resumed(tmp_path: Path) -> None:
+    """torch.load reads most changed bytes of a checkpoint without complaint (a different ranking, or an
+    index that is no image); the recorded sha256 finds every one."""
+    red_folder(tmp_path / "images")
+    ckpt = tmp_path / "c.pt"
+    collect(RedNet(), RED_INFO, ["blur"], tmp_path / "images", k=3, bottom=True, batch_size=4, workers=0,
+            checkpoint=ckpt)
+    assert digest_path(ckpt).read_text() == f"{hashlib.sha256(ckpt.read_bytes()).hexdigest()}  c.pt\n"
+    data = ckpt.read_bytes()
+    silent = 0
+    for pos in range(0, len(data), 41):
+        damaged = bytearray(data)
+        damaged[pos] ^= 0x10
+        ckpt.write_bytes(bytes(damaged))
+        with pytest.raises(DamagedCheckpoint, match="does not match its recorded sha256.*--restart") as err:
+            collect(RedNet(), RED_INFO, ["blur"], tmp_path / "images", k=3, bottom=True, workers=0, checkpoint=ckpt)
+        assert err.value.path == ckpt and err.value.problem == "does not match its recorded sha256 (c.sha256)"
+        try:
+            torch.load(io.BytesIO(bytes(damaged)), weights_only=True)
+            silent += 1
+        except Exception:  # noqa: BLE001 - what torch.load notices by itself
+            pass
+    assert silent > 10  # the digest is needed: without it many of these would have been resumed

@@ -1,10 +1,12 @@
 """A spec in, files out (featviz_cli/examples/run.py): the spec's dataset section, the layers it names, the
-checkpoint it resumes, and ``featviz examples`` / ``featviz render`` through the CLI, killed and rerun."""
+checkpoint it resumes, ``featviz examples`` / ``featviz render`` through the CLI, killed and rerun, and reruns
+that repair exactly the damaged files of a finished pass."""
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -27,7 +29,7 @@ from featviz_cli.examples.run import run_examples, spec_layers
 from featviz_cli.hooks import OUTPUT
 
 from conftest import featviz_cmd
-from examples_fixtures import make_image, red_folder
+from examples_fixtures import DAMAGES, damage, file_states, make_image, red_folder, same_bytes, touched
 
 
 @pytest.fixture(autouse=True)
@@ -175,6 +177,27 @@ def test_sigkill_mid_pass_then_rerun_gives_the_uninterrupted_result(tmp_path: Pa
     assert doc == json.loads((straight_dir / "examples.json").read_text())
     assert _tree(killed_dir) == _tree(straight_dir)
     assert not list((tmp_path / "killed").rglob("*.tmp"))
+    killed, straight = (file_states(tmp_path / d) for d in ("killed", "straight"))
+    assert set(killed) == set(straight)
+    # every file but the checkpoint byte for byte (pages and index too); the checkpoint holds the same state,
+    # but pickle shares equal strings by identity, which differs in a resumed process
+    assert {k: v[0] for k, v in killed.items() if "checkpoint-" not in k} == {
+        k: v[0] for k, v in straight.items() if "checkpoint-" not in k}
+    (ckpt,) = (tmp_path / "killed" / "examples").glob("checkpoint-*.pt")
+    _assert_same_state(torch.load(ckpt, weights_only=True),
+                       torch.load(tmp_path / "straight" / "examples" / ckpt.name, weights_only=True))
+
+
+def _assert_same_state(a: Any, b: Any) -> None:
+    """Two checkpoints' contents are equal (tensors exactly, with their dtypes)."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and list(a) == list(b)
+        for key in a:
+            _assert_same_state(a[key], b[key])
+    else:
+        assert a == b
 
 
 def test_spec_layers_default_to_the_objective(tiny_spec: dict) -> None:
@@ -264,3 +287,169 @@ def test_examples_of_a_dictionary_refuse_a_matrix_of_another_width(tmp_path: Pat
                                         r"channels; the matrix must be N x 32"):
         run_examples(parse_spec(spec))
     assert not (tmp_path / "out" / "examples" / "act3").exists()
+
+
+# ---------------------------------------------------------------- reruns that repair a finished pass
+
+
+def _spec_in(tiny_spec: dict, root: Path, out: Path) -> Any:
+    return parse_spec({**tiny_spec, "output": {"dir": str(out)},
+                       "dataset": {"images": str(root / "images"), "k": 2, "bottom": True, "workers": 0,
+                                   "batch_size": 5, "layers": ["act1", "act3"]}})
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """A finished pass (``ref``) over the red folder, two layers, top and bottom; and a file of each kind."""
+    root = tmp_path_factory.mktemp("finished")
+    red_folder(root / "images")
+    tiny = {"model": {"name": "test_tiny"}, "objective": {"type": "channel", "layer": "act2", "unit": 3},
+            "device": "cpu"}
+    result, _ = run_examples(_spec_in(tiny, root, root / "ref"))
+    assert result.resumed_from == 0 and result.repaired == {}
+    ckpt = next((root / "ref" / "examples").glob("checkpoint-*.pt")).name
+    kinds = {
+        "crop": "examples/act3/unit_00007/bottom_01_crop.png",
+        "whole image": "examples/act1/unit_00002/top_00_full.jpg",
+        "examples.json": "examples/act3/examples.json",
+        "layer page": "examples/act1/index.html",
+        "index page": "examples/index.html",
+        "checkpoint": f"examples/{ckpt}",
+        "checkpoint digest": f"examples/{ckpt[:-3]}.sha256",
+    }
+    assert all((root / "ref" / rel).is_file() for rel in kinds.values())
+    return root, kinds
+
+
+REASONS = {
+    ("crop", "corrupt"): "does not match its recorded sha256", ("crop", "delete"): "is missing",
+    ("examples.json", "truncate"): "is not valid JSON", ("examples.json", "delete"): "is missing",
+    ("layer page", "corrupt"): "had other bytes", ("checkpoint", "delete"): "is missing",
+    ("checkpoint", "corrupt"): "does not match its recorded sha256 (checkpoint-",
+    ("checkpoint", "truncate"): "does not match its recorded sha256 (checkpoint-",
+    ("checkpoint digest", "corrupt"): "is missing or unreadable",
+}
+
+
+WORDS = {"crop": "crop(s)", "whole image": "whole image(s)", "examples.json": "examples.json",
+         "layer page": "layer page(s)", "index page": "index page", "checkpoint": "checkpoint",
+         "checkpoint digest": "checkpoint digest"}
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+@pytest.mark.parametrize("kind", ["crop", "whole image", "examples.json", "layer page", "index page", "checkpoint",
+                                  "checkpoint digest"])
+def test_a_rerun_repairs_exactly_the_damaged_file(finished: tuple[Path, dict[str, str]], tiny_spec: dict,
+                                                  tmp_path: Path, kind: str, how: str) -> None:
+    root, kinds = finished
+    rel = kinds[kind]
+    shutil.copytree(root / "ref", tmp_path / "out")
+    damage(tmp_path / "out" / rel, how)
+    before = file_states(tmp_path / "out")
+    messages: list[str] = []
+    result, paths = run_examples(_spec_in(tiny_spec, root, tmp_path / "out"), notify=messages.append)
+    assert same_bytes(tmp_path / "out", root / "ref")  # the uninterrupted pass's files, all of them
+    assert touched(before, file_states(tmp_path / "out")) == {rel}  # and only the damaged one written
+    assert list(result.repaired) == [rel] and REASONS.get((kind, how), "") in result.repaired[rel]
+    assert messages[-1] == f"Repaired 1 {WORDS[kind]}: {rel} {result.repaired[rel]}."  # one line for the one kind
+    # the pass itself ran again only for a checkpoint that was damaged or gone
+    assert (result.resumed_from == result.files) == (kind != "checkpoint")
+    assert set(paths) == {"act1", "act3"}
+
+
+def test_a_rerun_of_an_intact_pass_rewrites_nothing_and_removes_left_over_temp_files(
+        finished: tuple[Path, dict[str, str]], tiny_spec: dict, tmp_path: Path) -> None:
+    root, kinds = finished
+    out = tmp_path / "out"
+    shutil.copytree(root / "ref", out)
+    before = file_states(out)
+    temps = [f"{Path(kinds[kind]).parent}/.{Path(kinds[kind]).name}.0123456789ab.tmp" for kind in kinds]
+    for rel in temps:  # as writes killed midway leave them, one beside a file of each kind
+        (out / rel).write_bytes(b"half")
+    (out / "examples" / "act1" / ".notes.txt.0123456789ab.tmp").write_bytes(b"not ours")
+    messages: list[str] = []
+    result, _ = run_examples(_spec_in(tiny_spec, root, out), notify=messages.append)
+    assert result.repaired == {} and not any(m.startswith("Repaired") for m in messages)
+    assert result.resumed_from == result.files
+    assert not any((out / rel).exists() for rel in temps)
+    (out / "examples" / "act1" / ".notes.txt.0123456789ab.tmp").unlink()  # another program's: left alone
+    assert touched(before, file_states(out)) == set() and same_bytes(out, root / "ref")
+
+
+def test_the_summary_line_says_what_was_repaired(finished: tuple[Path, dict[str, str]], tiny_spec: dict,
+                                                 tmp_path: Path) -> None:
+    root, kinds = finished
+    out = tmp_path / "out"
+    shutil.copytree(root / "ref", out)
+    args = ["examples", str(_spec_file(tmp_path, tiny_spec)), "--images", str(root / "images"), "--out", str(out),
+            "--k", "2", "--bottom", "--workers", "0", "--batch-size", "5", "--set", "dataset.layers=[act1, act3]"]
+    runner = CliRunner()
+    intact = runner.invoke(app, args)
+    assert intact.exit_code == 0, intact.output
+    assert intact.stderr.strip().splitlines()[-1] == "Ranked 12 image(s) for 2 layer(s) (0 unreadable), all from the checkpoint"
+    for kind in ("crop", "whole image", "examples.json"):
+        damage(out / kinds[kind], "corrupt")
+    damage(out / kinds["checkpoint"], "truncate")
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == f"{out / kinds['checkpoint']} does not match its recorded sha256 " \
+                       f"({Path(kinds['checkpoint digest']).name}): deleting it and running the pass again"
+    assert lines[-1].startswith("Ranked 12 image(s) for 2 layer(s) (0 unreadable), at ")
+    assert lines[-1].endswith("images/s; repaired 4 file(s): 1 checkpoint, 1 whole image(s), 1 crop(s), "
+                              "1 examples.json")
+    assert lines[-5:-1] == [  # one plain line per kind, in the summary's order
+        f"Repaired 1 checkpoint: {kinds['checkpoint']} does not match its recorded sha256 "
+        f"({Path(kinds['checkpoint digest']).name}).",
+        f"Repaired 1 whole image(s): {kinds['whole image']} does not match its recorded sha256.",
+        # the crop's layer lost its examples.json, so no record vouches for the crop: drawn again, bytes compared
+        f"Repaired 1 crop(s): {kinds['crop']} had other bytes.",
+        f"Repaired 1 examples.json: {kinds['examples.json']} is not valid JSON."]
+    assert same_bytes(out, root / "ref")
+
+
+WRITE_KILLER = """
+import sys, time
+from pathlib import Path
+from featviz_cli.cli import app
+from featviz_cli.examples import write
+
+original, written = write._sync, []
+
+
+def stop_after_five(path, data, problem=""):
+    why = original(path, data, problem)
+    if why:
+        written.append(path)
+        if len(written) == 5:
+            Path(sys.argv[1]).write_text("5 written")
+            time.sleep(120)  # killed here
+    return why
+
+
+write._sync = stop_after_five
+app(sys.argv[2:])
+"""
+
+
+def test_sigkill_while_writing_then_rerun_gives_the_uninterrupted_result(
+        finished: tuple[Path, dict[str, str]], tiny_spec: dict, tmp_path: Path) -> None:
+    root, _ = finished
+    args = ["examples", str(_spec_file(tmp_path, tiny_spec)), "--images", str(root / "images"), "--out",
+            str(tmp_path / "out"), "--k", "2", "--bottom", "--workers", "0", "--batch-size", "5", "--set",
+            "dataset.layers=[act1, act3]", "--quiet"]
+    marker = tmp_path / "marker"
+    proc = subprocess.Popen([featviz_cmd()[0], "-c", WRITE_KILLER, str(marker), *args], cwd=tmp_path, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL and marker.exists(), proc.stderr.read()
+    assert not list((tmp_path / "out").rglob("examples.json"))
+    resumed = subprocess.run(featviz_cmd() + args[:-1], cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                             timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "all from the checkpoint; repaired " in resumed.stderr  # the files the kill left unwritten
+    assert same_bytes(tmp_path / "out", root / "ref") and not list((tmp_path / "out").rglob("*.tmp"))

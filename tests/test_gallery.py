@@ -16,9 +16,11 @@ from typer.testing import CliRunner
 from featviz_cli.sweep import gallery
 from featviz_cli.cli import app
 from featviz_cli.config import parse_spec
+from featviz_cli.examples import run_examples
 from featviz_cli.sweep import run_sweep
 
 from chromium import Browser, find_chromium
+from examples_fixtures import damage, red_folder
 
 # 12 units: 0..5 of act2 and act3, batches of 3 (shard 0/2 gets batches 0 and 2: units 0..2 of each layer),
 # layer pages of 4 units: two pages per layer.
@@ -184,6 +186,46 @@ def test_unreadable_examples_file_shows_no_examples(tmp_path: Path) -> None:
     (tmp_path / "examples" / "act2" / "examples.json").write_text("{not json")
     assert gallery.load_examples(tmp_path, "act2") == {}
     assert gallery.shown_examples(tmp_path, "act2", {}, 1) == []
+
+
+def test_the_gallery_works_on_damaged_examples_and_shows_them_again_once_repaired(
+        galleries: dict[str, Path], tmp_path: Path) -> None:
+    """Real examples (``featviz examples``) beside a sweep, damaged: the gallery still builds, links only files
+    that exist, shows no examples of a layer whose examples.json is damaged; the rerun of the examples repairs
+    them and the rebuilt gallery is the one of the intact examples."""
+    out = tmp_path / "out"
+    shutil.copytree(galleries["full"], out)
+    shutil.rmtree(out / "examples")
+    red_folder(tmp_path / "images")
+    spec = parse_spec({**SPEC, "output": {"dir": str(out)}, "dataset": {
+        "images": str(tmp_path / "images"), "k": 2, "bottom": True, "workers": 0, "batch_size": 6}})
+    run_examples(spec)
+    runner = CliRunner()
+
+    def rebuilt() -> dict[str, Any]:
+        result = runner.invoke(app, ["gallery", str(out)])
+        assert result.exit_code == 0, result.output
+        check_links(out)
+        pages = {p.relative_to(out).as_posix(): p.read_bytes() for p in (out / "gallery").rglob("*.html")}
+        manifest = json.loads((out / "manifest.json").read_text())
+        return {"pages": pages, "examples": {(e["layer"], e["unit"]): e["examples"] for e in manifest["units"]}}
+
+    intact = rebuilt()
+    assert all(len(intact["examples"][(layer, u)]) == 4 for layer in ("act2", "act3") for u in range(6))
+    damage(out / "examples/act2/unit_00001/top_00_crop.png", "delete")
+    damage(out / "examples/act2/unit_00002/top_00_full.jpg", "delete")
+    damage(out / "examples/act2/unit_00003/bottom_01_crop.png", "corrupt")
+    damage(out / "examples/act2/index.html", "truncate")
+    damage(out / "examples/act3/examples.json", "truncate")
+    damage(next((out / "examples").glob("checkpoint-*.pt")), "corrupt")
+    damaged = rebuilt()
+    assert damaged["examples"][("act2", 1)] == intact["examples"][("act2", 1)][1:]  # its crop is gone
+    assert damaged["examples"][("act2", 2)][0]["full"] is None
+    assert damaged["examples"][("act2", 3)] == intact["examples"][("act2", 3)]  # still a file: shown
+    assert all(damaged["examples"][("act3", u)] == [] for u in range(6))
+    repaired = run_examples(spec)[0].repaired
+    assert len(repaired) == 6
+    assert rebuilt() == intact
 
 
 def test_names_are_escaped_in_pages(tmp_path: Path) -> None:

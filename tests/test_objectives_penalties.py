@@ -52,7 +52,7 @@ def test_distance_to_a_photo() -> None:
     assert float(distance_to(x[1:])({IMAGE: x[1:]})) == pytest.approx(0.0)
 
 
-# ---------------------------------------------------------------- from the MACO / transparency / accentuation work
+# ---------------------------------------------------------------- feature accentuation and the rest of the issue-12 pieces
 
 class CountingProbe:
     """A probe over a fixed random conv 'layer': counts how often it runs and on what."""

@@ -25,7 +25,9 @@ from featviz_cli.outputs.files import (
     ensure_dir,
     json_text,
     prepare_output_dir,
+    record_problem,
     remove_file,
+    remove_temps,
     safe_join,
     sanitize_filename,
     sha256_bytes,
@@ -175,6 +177,18 @@ def test_remove_file(tmp_path: Path) -> None:
     assert str(tmp_path / "dir") in str(info.value)
 
 
+def test_remove_temps_deletes_only_the_named_files_leftovers(tmp_path: Path) -> None:
+    names = [".index.html.0123456789ab.tmp", ".top_00_crop.png.0123456789ab.tmp", ".examples.json.ab.tmp",
+             ".index.html.0123456789ab", ".indexes.json.0123456789ab.tmp", "index.html", ".other.png.01.tmp"]
+    for name in names:
+        (tmp_path / name).write_text("x")
+    remove_temps(tmp_path, ["index", "top", "examples"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[3:])
+    remove_temps(tmp_path / "missing", ["index"])  # no folder: nothing to do
+    remove_temps(tmp_path, [])
+    assert len(list(tmp_path.iterdir())) == 4
+
+
 # ---------------------------------------------------------------- JSON
 
 
@@ -219,6 +233,24 @@ def test_sha256_against_known_digests(tmp_path: Path) -> None:
     assert sha256_file(tmp_path / "big") == hashlib.sha256(big).hexdigest()
     with pytest.raises(OutputError, match="cannot read"):
         sha256_file(tmp_path / "missing")
+
+
+def test_a_file_is_checked_against_its_size_and_sha256(tmp_path: Path) -> None:
+    path = tmp_path / "a.png"
+    path.write_bytes(b"0123456789")
+    rec = {"sha256": hashlib.sha256(b"0123456789").hexdigest(), "bytes": 10}
+    assert record_problem(path, rec) == ""
+    path.write_bytes(b"0123456780")
+    assert record_problem(path, rec) == "does not match its recorded sha256"
+    path.write_bytes(b"01234")
+    assert record_problem(path, rec) == "has 5 bytes, 10 recorded"
+    path.write_bytes(b"0123456789abc")
+    assert record_problem(path, rec) == "has more than 10 bytes, 10 recorded"
+    path.unlink()
+    assert record_problem(path, rec) == "is missing"
+    assert record_problem(path, None) == record_problem(path, {"bytes": "x"}) == "has no recorded size and sha256"
+    (tmp_path / "dir").mkdir()
+    assert record_problem(tmp_path / "dir", rec).startswith("cannot be read (")
 
 
 # ---------------------------------------------------------------- file names

@@ -94,15 +94,15 @@ def test_bad_maco_specs_name_the_field(tiny_spec: dict[str, Any], change: dict, 
     assert info.value.field == field and fix in str(info.value)
 
 
-def test_the_example_config_uses_xplique_defaults() -> None:
+def test_the_example_config_optimizes_crops_of_the_model_s_input_size() -> None:
     spec = load_spec(ROOT / "configs" / "maco.yaml")
     crops = [t for t in spec.transforms if t.type == "crops"][0]
-    assert (crops.count, crops.box) == (32, [0.5, 0.05])
+    assert (crops.count, crops.box, crops.centres) == (4, [0.35, 0.35], "uniform")
+    assert round(spec.param.size * crops.box[0]) == 224  # EfficientNet-Lite0's input: crops are not upsampled
     assert (spec.optimizer.type, spec.optimizer.lr, spec.steps) == ("nadam", 1.0, 256)
 
 
-# ---------------------------------------------------------------- from the MACO / transparency / accentuation work
-
+# ---------------------------------------------------------------- contrast and colour like the photos'
 
 
 def _maco(size: int, magnitude: torch.Tensor, batch: int = 4, **kwargs: Any) -> MacoImage:

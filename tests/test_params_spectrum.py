@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from featviz_cli.errors import SpecError
-from featviz_cli.params.spectrum import (compute_spectrum, load_magnitude, one_over_f, real_fft_columns,
-                                         resample_magnitude, save_spectrum)
+from featviz_cli.params.spectrum import (compute_spectrum, load_magnitude, natural_magnitude, one_over_f,
+                                         real_fft_columns, resample_magnitude, save_spectrum)
 
 from conftest import DATA
 
@@ -23,7 +23,7 @@ def test_one_over_f_is_one_over_the_frequency_with_zero_dc() -> None:
     assert mag.shape == (3, 8, 5) and float(mag[0, 0, 0]) == 0
     assert float(mag[1, 0, 1]) == pytest.approx(8.0) and float(mag[2, 4, 4]) == pytest.approx(1 / 0.5**0.5)
     assert real_fft_columns(8) == [0, 4] and real_fft_columns(9) == [0]
-    assert load_magnitude(None, 8).equal(mag)  # no file: the 1/f fallback
+    assert load_magnitude(None, 8).equal(natural_magnitude(8))  # no file: the built-in natural spectrum
 
 
 def test_spectrum_of_a_folder_and_loading_it(tmp_path: Path) -> None:

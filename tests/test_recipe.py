@@ -229,7 +229,7 @@ def test_penalties_are_none_without_weights_and_sum_the_weighted_terms() -> None
     assert held is not None and torch.allclose(held(acts), 2 * x.pow(2).flatten(1).mean(1))
 
 
-# ---------------------------------------------------------------- from the MACO / transparency / accentuation work
+# ---------------------------------------------------------------- feature accentuation and the rest of the issue-12 pieces
 
 COFFEE = str(DATA / "coffee.jpg")
 

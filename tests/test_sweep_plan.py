@@ -132,22 +132,24 @@ def test_parse_shard_and_devices() -> None:
 
 @pytest.mark.parametrize(("data", "recorded"), [
     ({"model": {"name": "test_tiny"}, "objective": {"type": "channel", "layer": ["act1", "act2"], "units": "all"},
-      "param": {"size": 16}, "steps": 3, "device": "cpu"},
+      "param": {"size": 16, "decay_power": 1.0}, "optimizer": {"lr": 0.05}, "steps": 3, "device": "cpu"},
      "a3b14ff79fcc29cb6fe6983e5f2f35058d73ebab49814f949bee33c693363869"),
     ({"model": {"name": "efficientnet_lite0"}, "objective": {"type": "channel", "layer": "_blocks.5", "units": "0:8"},
-      "steps": 512},
+      "param": {"decay_power": 1.0}, "optimizer": {"lr": 0.05}, "steps": 512},
      "6eff1c0f24b559951d80813520237fbeab90462fb6b048a0730c48161e74ff32"),
 ])
 def test_spec_hashes_recorded_before_the_redesign_still_match(data: dict[str, Any], recorded: str) -> None:
     """Output directories made by earlier versions resume: these hashes were computed by featviz before
-    the redesign (and before the fields in LATER_FIELDS existed) for the same specs."""
+    the redesign (and before the fields in LATER_FIELDS existed) for the same specs. The defaults of that
+    time (decay_power 1.0, lr 0.05) are written out: a spec that relied on them renders other images now."""
     from featviz_cli.models import load_model
 
     spec = parse_spec(data)
     model, info = load_model(spec.model)
     assert sw.make_plan(spec, model, info, "cpu").spec_hash == recorded
-    changed = parse_spec({**data, "views": 2})  # a later field away from its default is part of the hash
-    assert sw.make_plan(changed, model, info, "cpu").spec_hash != recorded
+    for later in ({"views": 2}, {"transforms": [{"type": "crops", "centres": "uniform"}]}):
+        changed = parse_spec({**data, **later})  # a later field away from its default is part of the hash
+        assert sw.make_plan(changed, model, info, "cpu").spec_hash != recorded, later
 
 
 def _dictionary(tmp_path: Path, rows: int = 5, width: int = 32, seed: int = 0) -> str:

@@ -247,10 +247,12 @@ class OutputSpec:
     )
 
 
-#: Fields added after sweeps first recorded a spec hash (dotted paths). A sweep's hash leaves each
-#: out while it has its default value, so output directories made before it existed still resume.
+#: Fields added after sweeps first recorded a spec hash (dotted paths; ``name[]`` walks every item of a
+#: list). A sweep's hash leaves each out while it has its default value, so output directories made
+#: before it existed still resume.
 LATER_FIELDS: tuple[str, ...] = ("views", "optimizer.schedule", "optimizer.final_lr", "optimizer.warmup",
-                                 "objective.vector_key", "regularizers.features", "transforms.centres")
+                                 "regularizers.features", "transforms[].centres",
+                                 "objective[].vector_key")
 
 #: Default units per optimization batch of a sweep, by device type (``sweep.batch: null``).
 SWEEP_BATCH_DEFAULTS: dict[str, int] = {"cpu": 16, "cuda": 64, "mps": 64}

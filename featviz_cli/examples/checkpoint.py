@@ -4,6 +4,7 @@ A checkpoint ``OUT/examples/checkpoint-<hash>.pt`` holds the rankings after the 
 ``done`` files of the folder, and a hash chain over those files' names, so a resumed pass
 can check the folder did not change under it. The fingerprint and the file's format are a
 contract with existing output directories: changing either stops them from resuming.
+Its sha256 is recorded beside it (:mod:`.digest`) and checked before it is resumed.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import torch
 from ..errors import SpecError
 from ..images import iter_images
 from ..models import ModelInfo
-from ..outputs import atomic_write_bytes
+from .digest import digest_problem, write_with_digest
 from .layout import EXAMPLES_DIR
 from .ranking import Ranking
 
@@ -51,6 +52,14 @@ def checkpoint_path(out_dir: Path, fingerprint: dict[str, Any]) -> Path:
     return Path(out_dir) / EXAMPLES_DIR / f"checkpoint-{key}.pt"
 
 
+class DamagedCheckpoint(SpecError):
+    """A checkpoint that does not match its recorded sha256 or cannot be read (``problem`` says which)."""
+
+    def __init__(self, path: Path, problem: str, message: str) -> None:
+        self.path, self.problem = Path(path), problem
+        super().__init__("dataset", f"{path}: {message}; delete it or rerun with --restart.")
+
+
 @dataclass
 class PassState:
     """Everything a checkpoint holds; replaced as a whole after each batch, so it is always consistent."""
@@ -75,19 +84,23 @@ def save_checkpoint(path: Path, fingerprint: dict[str, Any], state: PassState,
                           "bottom": bottom.state() if bottom is not None else None}
                    for name, (top, bottom) in state.rankings.items()},
     }, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    write_with_digest(path, buf.getvalue())
 
 
 def load_checkpoint(path: Path, fingerprint: dict[str, Any], root: Path,
                     shapes: dict[str, tuple[int, ...]]) -> PassState | None:
-    """The saved state if ``path`` exists; SpecError if it is damaged, another pass's, or the folder changed."""
+    """The saved state if ``path`` exists; DamagedCheckpoint if it does not match its recorded sha256 or
+    cannot be read, SpecError if it is another pass's or the folder changed."""
     if not path.exists():
         return None
+    problem = digest_problem(path)
+    if problem:
+        raise DamagedCheckpoint(path, problem, f"the checkpoint {problem}")
     try:
         data = torch.load(path, weights_only=True)
     except Exception as e:  # noqa: BLE001 - a damaged checkpoint is reported with the fix
-        raise SpecError("dataset", f"{path}: cannot read the checkpoint ({type(e).__name__}); "
-                        "delete it or rerun with --restart.") from None
+        raise DamagedCheckpoint(path, f"cannot be read ({type(e).__name__})",
+                                f"cannot read the checkpoint ({type(e).__name__})") from None
     if data.get("fingerprint") != fingerprint:
         raise SpecError("dataset", f"{path} belongs to another pass; delete it or rerun with --restart.")
     done = int(data["done"])

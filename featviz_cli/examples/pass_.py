@@ -72,6 +72,7 @@ class ExamplesResult:
     unreadable_files: list[dict[str, str]]
     resumed_from: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    repaired: dict[str, str] = field(default_factory=dict)  # set by run_examples: file under OUT -> what was wrong
 
 
 def collect(

@@ -1,6 +1,8 @@
 """A spec in, files out: the dataset examples a spec's ``dataset:`` section describes.
 
-What ``featviz examples`` (and ``featviz render`` with ``dataset.images``) calls.
+What ``featviz examples`` (and ``featviz render`` with ``dataset.images``) calls. A rerun
+repairs: a checkpoint that is damaged is deleted and the pass runs again (the same images
+give the same result), and only the output files that are missing or damaged are written.
 """
 from __future__ import annotations
 
@@ -16,11 +18,15 @@ from ..engine import Progress
 from ..errors import SpecError
 from ..hooks import OUTPUT
 from ..models import ModelInfo, load_model
-from ..outputs import prepare_output_dir
+from ..outputs import prepare_output_dir, remove_temps
 from ..runtime import pick_device, resolve_precision
-from .checkpoint import checkpoint_path, pass_fingerprint
+from .checkpoint import DamagedCheckpoint, checkpoint_path, pass_fingerprint
+from .digest import digest_path, record_digest
+from .layout import EXAMPLES_DIR, repair_lines
 from .pass_ import Basis, ExamplesResult, Notify, collect
-from .write import write_examples
+from .write import update_examples
+
+SHOWN_REPAIRS = 3  # damaged files of a kind named in its line (all are counted)
 
 
 def spec_layers(spec: Spec) -> list[str]:
@@ -64,9 +70,11 @@ def run_examples(
 ) -> tuple[ExamplesResult, dict[str, Path]]:
     """Collect and write the dataset examples a spec describes (``dataset:``) into ``output.dir``.
 
-    Resumes from the pass's checkpoint unless ``restart``. ``precision: auto`` means fp32 here
-    (a ranking needs the precision; the pass has no backward to speed up); bf16/fp16 when asked.
-    Returns the result and ``{layer: examples.json path}``.
+    Resumes from the pass's checkpoint unless ``restart``; a damaged checkpoint is deleted and the
+    pass runs again. ``precision: auto`` means fp32 here (a ranking needs the precision; the pass
+    has no backward to speed up); bf16/fp16 when asked. Where the examples were written before
+    (no image newly ranked), every file written now repaired one that was missing or damaged:
+    ``result.repaired`` lists them. Returns the result and ``{layer: examples.json path}``.
     """
     ds = spec.dataset
     if not ds.images:
@@ -86,12 +94,37 @@ def run_examples(
     ckpt = checkpoint_path(out, fp)
     if restart:
         ckpt.unlink(missing_ok=True)
-    result = collect(
-        model, info, layers, root, k=ds.k, bottom=ds.bottom, batch_size=ds.batch_size, workers=ds.workers,
-        device=device, autocast_dtype=dtype, rf_mass=ds.rf_mass, checkpoint=ckpt,
-        checkpoint_every=ds.checkpoint_every, identity=identity, progress=progress, notify=notify, bases=bases,
-    )
+    missing = not restart and not ckpt.exists()
+    repaired: dict[str, str] = {}  # the checkpoint's files
+
+    def run_pass() -> ExamplesResult:
+        return collect(
+            model, info, layers, root, k=ds.k, bottom=ds.bottom, batch_size=ds.batch_size, workers=ds.workers,
+            device=device, autocast_dtype=dtype, rf_mass=ds.rf_mass, checkpoint=ckpt,
+            checkpoint_every=ds.checkpoint_every, identity=identity, progress=progress, notify=notify,
+            bases=bases,
+        )
+
+    try:
+        result = run_pass()
+    except DamagedCheckpoint as err:
+        if notify is not None:
+            notify(f"{err.path} {err.problem}: deleting it and running the pass again")
+        err.path.unlink(missing_ok=True)
+        repaired[f"{EXAMPLES_DIR}/{ckpt.name}"] = err.problem
+        result = run_pass()
+    remove_temps(ckpt.parent, [ckpt.stem])  # left by a kill while the checkpoint or its digest was written
+    rerun = bool(repaired) or result.resumed_from == result.files  # the examples were written before
+    if record_digest(ckpt):  # none (an earlier featviz), or an unreadable one, beside a readable checkpoint
+        repaired[f"{EXAMPLES_DIR}/{digest_path(ckpt).name}"] = "is missing or unreadable"
     t0 = time.perf_counter()
-    paths = write_examples(result, out, workers=ds.workers, model_name=spec.model.name)
+    report = update_examples(result, out, workers=ds.workers, model_name=spec.model.name)
     result.timings["write_s"] = round(time.perf_counter() - t0, 3)
-    return result, paths
+    if missing and report.vouched:  # a finished pass whose checkpoint was deleted: it ran again
+        repaired[f"{EXAMPLES_DIR}/{ckpt.name}"] = "is missing"
+        rerun = True
+    result.repaired = {**repaired, **(report.written if rerun else {})}
+    if notify is not None:
+        for line in repair_lines(result.repaired, SHOWN_REPAIRS):
+            notify(line)
+    return result, report.paths

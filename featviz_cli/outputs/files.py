@@ -8,6 +8,7 @@ file-name components.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -16,7 +17,7 @@ import os
 import re
 import secrets
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from ..errors import OutputError
 
@@ -114,6 +115,22 @@ def remove_file(path: Path) -> None:
         raise _write_error(Path(path), err, "cannot remove") from err
 
 
+def remove_temps(directory: Path, stems: Iterable[str]) -> None:
+    """Delete leftover ``.<stem>.*.tmp`` and ``.<stem>_*.tmp`` files (from writes killed midway) of the
+    given file stems in ``directory``, listing it once."""
+    wanted = tuple(f".{s}{sep}" for s in stems for sep in "._")
+    if not wanted:
+        return
+    try:
+        entries = [e.name for e in os.scandir(directory)]
+    except OSError:
+        return
+    for name in entries:
+        if name.endswith(".tmp") and name.startswith(wanted):
+            with contextlib.suppress(OSError):
+                os.unlink(Path(directory) / name)
+
+
 # ---------------------------------------------------------------- JSON
 
 
@@ -177,6 +194,27 @@ def sha256_file(path: Path) -> str:
     except OSError as err:
         raise _write_error(Path(path), err, "cannot read") from err
     return digest.hexdigest()
+
+
+def record_problem(path: Path, record: Any) -> str:
+    """What is wrong with a file against its ``{"bytes": n, "sha256": hex}`` record ('' if nothing): no
+    usable record, missing, unreadable, another size or another sha256 (reads at most n + 1 bytes)."""
+    try:
+        size, digest = int(record["bytes"]), str(record["sha256"])
+    except (KeyError, TypeError, ValueError):
+        return "has no recorded size and sha256"
+    try:
+        with open(path, "rb") as f:
+            data = f.read(size + 1)
+    except FileNotFoundError:
+        return "is missing"
+    except OSError as err:
+        return f"cannot be read ({err.strerror})"
+    if len(data) != size:
+        return f"has {f'more than {size}' if len(data) > size else len(data)} bytes, {size} recorded"
+    if hashlib.sha256(data).hexdigest() != digest:
+        return "does not match its recorded sha256"
+    return ""
 
 
 # ---------------------------------------------------------------- paths

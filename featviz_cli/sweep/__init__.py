@@ -39,7 +39,7 @@ from .stop import (
     StopFlag,
     interrupt_guard,
 )
-from .units import UnitState, check_unit, read_unit, remove_temps, snapshot_suffix, unit_rel, unit_stem, write_unit
+from .units import UnitState, check_unit, read_unit, snapshot_suffix, unit_rel, unit_stem, write_unit
 
 __all__ = [
     "ARCHIVE_DIR", "DEFAULT_GRACE_S", "EXIT_INTERRUPTED", "EXIT_TERMINATED", "GRACE_ENV", "LOCK_FILE",
@@ -48,7 +48,7 @@ __all__ = [
     "UnitState", "Worker",
     "archive_run", "batch_spec", "check_unit", "collect_units", "default_batch", "describe_diff", "expand_units",
     "hash_of", "hashed_view", "interrupt_guard", "layer_widths", "layers_of", "make_plan", "open_run",
-    "parse_devices", "parse_shard", "plan_batches", "read_record", "read_unit", "rebuild", "remove_temps",
+    "parse_devices", "parse_shard", "plan_batches", "read_record", "read_unit", "rebuild",
     "render_batch", "resume_check", "run_lock", "run_record", "run_sweep", "shard_batches", "sheet_rel", "snapshot_suffix",
     "sweep_term", "unit_rel", "unit_stem", "write_sheets", "write_unit",
 ]

@@ -14,11 +14,11 @@ from typing import Any, Callable
 
 from .. import __version__
 from ..config import Spec
-from ..outputs import to_uint8
+from ..outputs import remove_temps, to_uint8
 from .layout import UNITS_DIR
 from .plan import Batch, Plan
 from .record import utc_now
-from .units import DONE, check_unit, remove_temps, unit_stem, write_unit
+from .units import DONE, check_unit, unit_stem, write_unit
 
 
 def batch_spec(plan: Plan, batch: Batch, device: str) -> Spec:

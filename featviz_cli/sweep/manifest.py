@@ -19,6 +19,7 @@ from ..outputs import (
     ensure_dir,
     make_grid,
     png_bytes,
+    remove_temps,
     safe_join,
     sha256_bytes,
     sha256_file,
@@ -27,7 +28,7 @@ from ..outputs import (
 from .layout import MANIFEST_FILE, RUN_FILE, SHEETS_DIR, UNITS_DIR
 from .plan import LayerPlan
 from .record import layers_of, read_record, run_lock, utc_now
-from .units import CORRUPT, DONE, PENDING, check_unit, remove_temps, unit_rel, unit_stem
+from .units import CORRUPT, DONE, PENDING, check_unit, unit_rel, unit_stem
 
 
 @dataclass

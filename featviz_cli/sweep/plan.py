@@ -166,19 +166,29 @@ def hashed_view(spec: Spec, layers: list[LayerPlan], batch_size: int) -> dict[st
         view.pop(key, None)
     defaults = spec_to_dict(Spec())
     for path in LATER_FIELDS:
-        *parents, last = path.split(".")
-        node, default = view, defaults
-        for part in parents:
-            node, default = node[part], default[part]
-        if isinstance(node, list):  # a field of each objective term, left out while None (its default)
-            for item in node:
-                if item.get(last) is None:
-                    item.pop(last, None)
-        elif node.get(last) == default.get(last):
-            node.pop(last, None)
+        _drop_at_default(view, defaults, path.split("."))
     view["sweep"] = {"batch": batch_size}
     view["units"] = {lp.layer: list(lp.units) for lp in layers}
     return view
+
+
+def _drop_at_default(node: dict[str, Any], default: dict[str, Any], parts: list[str]) -> None:
+    """Remove the field at ``parts`` from ``node`` where it equals ``default``'s.
+
+    A ``name[]`` part walks every item of a list; each item is compared with the first item of the
+    default list (the fields walked this way have one default for every kind of item), or, where the
+    default list is empty (``objective``), with None.
+    """
+    part, rest = parts[0], parts[1:]
+    if not rest:
+        if node.get(part) == default.get(part):
+            node.pop(part, None)
+    elif part.endswith("[]"):
+        name = part[:-2]
+        for item in node.get(name) or []:
+            _drop_at_default(item, (default.get(name) or [{}])[0], rest)
+    elif isinstance(node.get(part), dict):
+        _drop_at_default(node[part], default[part], rest)
 
 
 def hash_of(view: dict[str, Any]) -> str:

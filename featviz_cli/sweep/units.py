@@ -8,16 +8,13 @@ units that are not done.
 """
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from ..outputs import atomic_write_json, ensure_dir, safe_join, write_png
+from ..outputs import atomic_write_json, ensure_dir, record_problem, safe_join, write_png
 from .layout import UNITS_DIR
 from .plan import LayerPlan
 
@@ -77,46 +74,17 @@ def check_unit(out: Path, lp: LayerPlan, unit: int, spec_hash: str) -> UnitState
 
 
 def _file_problem(out: Path, name: Any, expected: Any, own: str) -> str:
-    """What is wrong with one file a unit's JSON lists ('' if nothing): missing, other size, other hash."""
+    """What is wrong with one file a unit's JSON lists ('' if nothing): not the unit's, missing, other size,
+    other hash."""
     if not isinstance(name, str) or not name.startswith(own) or not _OWN_SUFFIX.fullmatch(name[len(own):]):
         return "is not one of the unit's own files"
-    try:
-        size, digest = int(expected["bytes"]), str(expected["sha256"])
-        with open(out / name, "rb") as f:
-            data = f.read(size + 1)
-    except FileNotFoundError:
-        return "is missing"
-    except OSError as err:
-        return f"cannot be read ({err.strerror})"
-    except (KeyError, TypeError, ValueError):
-        return "has no recorded size and sha256"
-    if len(data) != size:
-        return f"has {'more than ' if len(data) > size else ''}{len(data)} bytes, {size} recorded"
-    if hashlib.sha256(data).hexdigest() != digest:
-        return "does not match its recorded sha256"
-    return ""
+    return record_problem(out / name, expected)
 
 
 def read_unit(out: Path, lp: LayerPlan, unit: int, spec_hash: str) -> dict[str, Any] | None:
     """The unit's record if it is done for this run (see ``check_unit``); else None (it is to be rendered)."""
     state = check_unit(out, lp, unit, spec_hash)
     return state.record if state.status == DONE else None
-
-
-def remove_temps(directory: Path, stems: Iterable[str]) -> None:
-    """Delete leftover ``.<stem>.*.tmp`` and ``.<stem>_*.tmp`` files (from writes killed midway) of the
-    given file stems in ``directory``, listing it once."""
-    wanted = tuple(f".{s}{sep}" for s in stems for sep in "._")
-    if not wanted:
-        return
-    try:
-        entries = [e.name for e in os.scandir(directory)]
-    except OSError:
-        return
-    for name in entries:
-        if name.endswith(".tmp") and name.startswith(wanted):
-            with contextlib.suppress(OSError):
-                os.unlink(directory / name)
 
 
 def write_unit(out: Path, lp: LayerPlan, unit: int, image: Any, snapshots: dict[int, Any],
