@@ -35,6 +35,16 @@ def test_an_atlas_s_cell_renders_follow_the_cells_mean_directions(tmp_path: Path
     doc = json.loads((tmp_path / "atlas" / "atlas.json").read_text())
     means = torch.from_numpy(np.load(tmp_path / "atlas" / "cells.npy"))
     assert len(doc["cells"]) == means.shape[0] >= 3 and doc["done"] == means.shape[0]
+    # each row of cells.npy is the mean of the sampled vectors that the layout puts in its cell of atlas.json
+    (ckpt,) = (tmp_path / "atlas").glob("sample-*.pt")
+    vectors = torch.load(ckpt, weights_only=True)["vectors"]
+    with np.load(tmp_path / "atlas" / "layout.npz") as layout:
+        xy = torch.from_numpy(layout["xy"])
+    col, row = (xy * 3).floor().clamp(max=2).long().unbind(1)
+    for i, c in enumerate(doc["cells"]):
+        members = (row == c["row"]) & (col == c["col"])
+        assert int(members.sum()) == c["count"] >= 5
+        assert torch.allclose(means[i], vectors[members].mean(0), atol=1e-5)
     renders = images_of([tmp_path / "atlas" / c["render"] for c in doc["cells"]])
     seen = acts_of(tiny_model, renders).mean((2, 3))
     centre = means.mean(0)
