@@ -15,7 +15,8 @@ def test_defaults(tiny_spec: dict) -> None:
     spec = parse_spec({"objective": tiny_spec["objective"]})
     assert spec.model.name == "efficientnet_lite0"
     assert (spec.param.type, spec.param.size, spec.param.output, spec.param.decorrelate) == ("fft", 128, "sigmoid", True)
-    assert (spec.optimizer.type, spec.optimizer.lr) == ("adam", 0.05)
+    assert spec.param.decay_power == 1.5
+    assert (spec.optimizer.type, spec.optimizer.lr) == ("adam", 0.02)  # decay_power 1.5 with lr 0.02: QUALITY.md
     assert (spec.steps, spec.seed, spec.device, spec.precision) == (512, 0, "auto", "auto")
     assert spec.thresholds == [] and spec.resize_to_model is True
     assert spec.objective[0].weight == 1.0

@@ -62,7 +62,7 @@ def test_recipe_carries_the_settings_of_the_spec(tiny_spec: dict[str, Any]) -> N
     assert isinstance(r.image, FFTImage) and r.objective.description == "channel act2:3"
     assert r.penalties is not None and r.penalties.description == "1 * total_variation(image)"
     assert r.layers == ["act2"]  # the penalty reads the image, not the network
-    assert r.techniques == {"param": "fft(decay_power=1.0), decorrelated colour, sigmoid, 16px, sd=0.01"}
+    assert r.techniques == {"param": "fft(decay_power=1.5), decorrelated colour, sigmoid, 16px, sd=0.01"}
 
 
 def test_the_generator_is_seeded_and_drawn_from_by_the_image(tiny_spec: dict[str, Any]) -> None:
