@@ -97,8 +97,10 @@ def render(
     info: ModelInfo | None = None,
     progress: Progress | None = None,
     progress_every: int = 0,
+    objective: obj.Objective | None = None,
 ) -> RenderResult:
-    """Render the images a spec describes; a preloaded ``model``/``info`` skips loading."""
+    """Render the images a spec describes; a preloaded ``model``/``info`` skips loading. A prebuilt
+    ``objective`` replaces the spec's terms (``spec.param.batch`` images)."""
     sweep_field = sweep_only_field(spec)
     if sweep_field:
         raise SpecError(sweep_field, "layer lists, 'all' and ranges are for sweeps: run 'featviz sweep SPEC', "
@@ -108,8 +110,9 @@ def render(
     if model is None or info is None:
         model, info = load_model(spec.model)
     t_load = time.perf_counter() - t0
-    check_layers(spec, model)
-    recipe = build_recipe(spec, info, execution.device)
+    if objective is None:
+        check_layers(spec, model)
+    recipe = build_recipe(spec, info, execution.device, objective)
     run = optimize(model, info, recipe, execution, progress=progress, progress_every=progress_every)
     return RenderResult(
         images=run.images,

@@ -369,6 +369,7 @@ def _layer_document(result: ExamplesResult, lx: LayerExamples, units: dict[str, 
         "input_size": result.info.input_size,
         "activation_shape": list(lx.shape),
         "receptive_field": rf,
+        **({"basis": lx.basis} if lx.basis else {}),
         "units": units,
     }
 

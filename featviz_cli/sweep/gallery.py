@@ -147,7 +147,7 @@ def write_gallery(out: Path, record: dict[str, Any], manifest: dict[str, Any]) -
     page_of = {(e["layer"], e["unit"]): pg[0] for pg in pages for e in pg[1]}
     write = _Writer(out)
     written = []
-    write(INDEX_FILE, _index(record, manifest, pages, by_layer))
+    write(INDEX_FILE, _index(record, manifest, pages, by_layer, _caricatures(out)))
     written.append(INDEX_FILE)
     for k, (rel, rows, lay, p, n) in enumerate(pages):
         nav: Nav = {
@@ -189,8 +189,20 @@ class _Writer:
         write_bytes_if_changed(self.dirs[parent] / name, data)
 
 
+def _caricatures(out: Path) -> dict[str, Any] | None:
+    """The caricatures of a sample photo per layer (``featviz caricature`` into this directory), for the index."""
+    from ..directions.layout import read_caricatures
+
+    doc = read_caricatures(out)
+    if not doc or not doc["layers"]:
+        return None
+    return {"photo": str(doc.get("photo") or "photo"), "photo_src": _href(INDEX_FILE, str(doc.get("photo_image") or "")),
+            "layers": [{"layer": str(e.get("layer")), "src": _href(INDEX_FILE, str(e["image"])),
+                        "similarity": number(e.get("similarity"))} for e in doc["layers"]]}
+
+
 def _index(record: dict[str, Any], manifest: dict[str, Any], pages: list[Any],
-           by_layer: dict[str, list[dict[str, Any]]]) -> bytes:
+           by_layer: dict[str, list[dict[str, Any]]], caricatures: dict[str, Any] | None = None) -> bytes:
     spec = record.get("spec") or {}
     model = (record.get("model") or {}).get("name", "?")
     name = spec.get("name") or f"{model} sweep"
@@ -212,6 +224,7 @@ def _index(record: dict[str, Any], manifest: dict[str, Any], pages: list[Any],
         done=manifest["done"], total=manifest["total"], corrupt=manifest.get("corrupt"), model=model,
         kind=obj[0].get("type", "") if obj and isinstance(obj[0], dict) else "", steps=spec.get("steps"),
         size=(spec.get("param") or {}).get("size"), seed=spec.get("seed"), spec_hash=record["spec_hash"][:12],
+        caricatures=caricatures,
     )
 
 
