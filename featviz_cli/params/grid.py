@@ -12,7 +12,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from .base import ImageParam, gaussian_blur, to_valid_rgb
+from .base import ImageParam
+from .shared import SharedParts
 
 #: (cells per side of the coarse grid as a fraction of the grid's, downscale factor of the image).
 GRID_PARTS: tuple[tuple[float, int], ...] = ((0.0, 4), (0.0, 8), (0.25, 4), (0.25, 8), (0.5, 8), (0.5, 16))
@@ -31,7 +32,7 @@ def spread(t: torch.Tensor, rows: int, cols: int, size: int) -> torch.Tensor:
     return grid.permute(1, 2, 0).reshape(rows * cols, 3, size, size)
 
 
-class SharedGrid(ImageParam):
+class SharedGrid(SharedParts):
     """``base`` (one image per cell, row-major) plus low-resolution parts shared by neighbouring cells."""
 
     def __init__(self, base: ImageParam, rows: int, cols: int, size: int, *, sd: float = 0.01,
@@ -47,18 +48,5 @@ class SharedGrid(ImageParam):
                                .to(device).requires_grad_(True))
         self.params = list(base.params) + self.shared
 
-    def raw(self) -> torch.Tensor:
-        out = self.base.raw()
-        for t in self.shared:
-            out = out + spread(t, self.rows, self.cols, self.size)
-        return out
-
-    def __call__(self) -> torch.Tensor:
-        return to_valid_rgb(self.raw(), decorrelate=self.decorrelate, output=self.output)
-
-    @torch.no_grad()
-    def blur_(self, sigma: float) -> None:
-        self.base.blur_(sigma)
-        for t in self.shared:
-            if min(t.shape[-2:]) > 3 * sigma + 1:
-                t.copy_(gaussian_blur(t.flatten(0, 1), sigma).view_as(t))
+    def upsample(self, t: torch.Tensor) -> torch.Tensor:
+        return spread(t, self.rows, self.cols, self.size)
