@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import __version__
+from .cli_directions import COMMANDS as DIRECTION_COMMANDS
 from .errors import FeatvizError, SpecError
 from .progress import ProgressDisplay
 
@@ -352,6 +353,9 @@ def _display(quiet: bool, **kwargs: Any) -> ProgressDisplay:
     """Progress on stderr (see ``progress.ProgressDisplay``)."""
     return ProgressDisplay(err, quiet, **kwargs)
 
+
+for _name, _fn in DIRECTION_COMMANDS:  # factors, caricature, grid, activation-atlas
+    app.command(_name)(command(_fn))
 
 from . import cli_microscope  # noqa: E402 - its commands need the helpers above
 

@@ -19,7 +19,7 @@ from . import objectives as obj
 from . import runtime as rt
 from . import transforms as tf
 from .config import Spec, check_render
-from .errors import OptimizationError, SpecError
+from .errors import OptimizationError
 from .models import ModelInfo, load_model
 from .models.preprocess import Preprocess
 from .optimizers import make_optimizer, set_lr
@@ -103,16 +103,19 @@ def render(
     info: ModelInfo | None = None,
     progress: Progress | None = None,
     progress_every: int = 0,
+    objective: obj.Objective | None = None,
 ) -> RenderResult:
-    """Render the images a spec describes; a preloaded ``model``/``info`` skips loading."""
+    """Render the images a spec describes; a preloaded ``model``/``info`` skips loading. A prebuilt
+    ``objective`` replaces the spec's terms (``spec.param.batch`` images)."""
     check_render(spec)
     t0 = time.perf_counter()
     execution = rt.Execution.resolve(spec.device, spec.precision, spec.channels_last, spec.compile)
     if model is None or info is None:
         model, info = load_model(spec.model)
     t_load = time.perf_counter() - t0
-    check_layers(spec, model)
-    recipe = build_recipe(spec, info, execution.device)
+    if objective is None:
+        check_layers(spec, model)
+    recipe = build_recipe(spec, info, execution.device, objective)
     run = optimize(model, info, recipe, execution, progress=progress, progress_every=progress_every)
     return RenderResult(
         images=run.images,

@@ -62,10 +62,13 @@ class Recipe:
         return [n for n in dict.fromkeys(names) if n != obj.IMAGE]
 
 
-def build_recipe(spec: Spec, info: ModelInfo, device: torch.device) -> Recipe:
-    """The recipe of a validated render spec for a model described by ``info``, with tensors on ``device``."""
-    objective = build_objective(spec.objective, info.class_names,
-                                frames=spec.interpolate.frames if spec.interpolate else None)
+def build_recipe(spec: Spec, info: ModelInfo, device: torch.device, objective: obj.Objective | None = None) -> Recipe:
+    """The recipe of a validated render spec for a model described by ``info``, with tensors on ``device``.
+
+    A prebuilt ``objective`` (a caricature, an activation grid) replaces the spec's terms.
+    """
+    objective = objective or build_objective(spec.objective, info.class_names,
+                                             frames=spec.interpolate.frames if spec.interpolate else None)
     generator = torch.Generator().manual_seed(spec.seed)
     p = spec.param
     photo = photo_of(p)
@@ -217,8 +220,10 @@ def _term(t: ObjectiveSpec, names: Sequence[str] | None, where: str) -> obj.Obje
     if t.type == "direction":
         if t.vector is not None:
             vec, name = torch.tensor(t.vector, dtype=torch.float32), "vector"
+        elif t.vector_file is not None and raw is not None:  # rows of a dictionary
+            return _dictionary_term(t, where)
         elif t.vector_file is not None:
-            vec, name = load_vector(t.vector_file, f"{where}.vector_file"), Path(t.vector_file).name
+            vec, name = load_vector(t.vector_file, f"{where}.vector_file", t.vector_key), Path(t.vector_file).name
         else:
             vec, name = None, f"random seed {t.random_seed}"
         return obj.direction(t.layer, vec, seed=t.random_seed, cossim_pow=t.cossim_pow, batch=t.batch, name=name)
@@ -243,8 +248,26 @@ def resolve_class(unit: int | str, names: Sequence[str] | None, field: str) -> i
     raise SpecError(field, f"no class named {unit!r} in this model.{hint}")
 
 
-def load_vector(path: str, field: str = "objective.vector_file") -> torch.Tensor:
-    """A 1-D vector from a .npy or .pt/.pth file (tensors only; no pickled code)."""
+def _dictionary_term(t: ObjectiveSpec, where: str) -> obj.Objective:
+    """A direction term whose ``unit``/``units`` are rows of the N x C matrix in ``vector_file``."""
+    from .directions.matrix import dictionary_rows
+
+    rows = [int(t.unit)] if t.units is None else [int(u) for u in t.units]  # type: ignore[arg-type]
+    vec = dictionary_rows(t.vector_file, rows, key=t.vector_key, field=f"{where}.vector_file")  # type: ignore[arg-type]
+    name = Path(t.vector_file).name  # type: ignore[arg-type]
+    if t.units is None:
+        return obj.direction(t.layer, vec[0], cossim_pow=t.cossim_pow, batch=t.batch,  # type: ignore[arg-type]
+                             name=f"{name}[{rows[0]}]")
+    return obj.direction(t.layer, vec, cossim_pow=t.cossim_pow, batch=t.batch, name=name, rows=rows)  # type: ignore[arg-type]
+
+
+def load_vector(path: str, field: str = "objective.vector_file", key: str | None = None) -> torch.Tensor:
+    """A 1-D vector from a .npy or .pt/.pth file (tensors only; no pickled code); ``key`` picks a tensor
+    of a file holding several (also .safetensors)."""
+    if key is not None or path.endswith(".safetensors"):
+        from .directions.matrix import read_array
+
+        return read_array(path, key=key, field=field).flatten()
     p = Path(path)
     if not p.is_file():
         raise SpecError(field, f"{path}: no such file.")

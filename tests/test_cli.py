@@ -87,7 +87,8 @@ def test_version(runner: CliRunner) -> None:
     assert result.stdout == f"featviz {featviz_cli.__version__}\n"
 
 
-COMMANDS = ["render", "validate", "layers", "examples", "schema", "sweep", "gallery", "spectrum", "atlas", "faithfulness"]
+COMMANDS = ["render", "validate", "layers", "examples", "schema", "sweep", "gallery", "spectrum", "atlas", "faithfulness",
+            "factors", "caricature", "grid", "activation-atlas"]
 
 
 def test_help_lists_every_command_with_its_text(runner: CliRunner) -> None:
@@ -107,7 +108,7 @@ def test_each_command_has_help(runner: CliRunner, command: str) -> None:
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0
     callback = next(c.callback for c in app.registered_commands if (c.name or c.callback.__name__) == command)
-    doc = callback.__doc__.strip()  # the atlas and faithfulness commands live in cli_microscope
+    doc = callback.__doc__.strip()  # some commands live in cli_microscope and cli_directions
     assert _squash(doc) in _squash(result.stdout)
 
 
@@ -681,3 +682,58 @@ def test_terminal_error_message_is_printed_literally(tmp_path: Path, tiny_spec: 
     assert "Traceback" not in text
     assert proc.returncode == 2
     assert "'[/]' is not a device" in text
+
+
+def test_the_direction_commands_turn_bad_input_into_one_error_line(tmp_path: Path) -> None:
+    """factors / caricature / grid / activation-atlas: exit 2, one ``Error:`` line naming the field, nothing written."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text("model: {name: test_tiny}\nobjective: {type: channel, layer: act3, unit: 0}\n"
+                    "param: {size: 16}\nsteps: 2\ndevice: cpu\n")
+    (tmp_path / "empty").mkdir()
+    data = str(Path(__file__).parent / "data")
+    cases = [
+        (["factors", str(spec), "--images", data, "--n", "40", "--out", str(tmp_path / "f")],
+         "Error: --n: 40 factors for layer 'act3' with 32 channels; ask for at most 32.", tmp_path / "f"),
+        (["factors", str(spec), "--images", str(tmp_path / "empty"), "--out", str(tmp_path / "g")],
+         "Error: --images: ", tmp_path / "g"),
+        (["caricature", str(spec), "--image", str(tmp_path / "nope.jpg"), "--out", str(tmp_path / "c")],
+         "Error: --image: ", tmp_path / "c"),
+        (["caricature", str(spec), "--image", data + "/chelsea.jpg", "--layers", "act2,nope", "--out",
+          str(tmp_path / "c2")], "Error: ", tmp_path / "c2"),
+        (["grid", str(spec), "--image", data + "/chelsea.jpg", "--layer", "nope", "--out", str(tmp_path / "d")],
+         "Error: ", tmp_path / "d"),
+        (["grid", str(spec), "--image", data + "/chelsea.jpg", "--layer", "fc", "--out", str(tmp_path / "d2")],
+         "Error: --layer: layer 'fc' has no spatial map", tmp_path / "d2"),
+        (["activation-atlas", str(spec), "--images", str(tmp_path / "empty"), "--out", str(tmp_path / "a2")],
+         "Error: --images: ", tmp_path / "a2"),
+        (["activation-atlas", str(spec), "--images", data, "--class", "nope", "--out", str(tmp_path / "a3")],
+         "Error: --class: no class named 'nope'", tmp_path / "a3"),
+        (["activation-atlas", str(spec), "--images", data, "--layout", "pca", "--out", str(tmp_path / "a")],
+         "Error: --layout: 'pca' is not auto, umap or tsne.", tmp_path / "a"),
+    ]
+    for args, message, unwritten in cases:
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(message), (args, lines)
+        assert not unwritten.exists(), args
+
+
+def test_featviz_factors_writes_the_matrix_the_maps_and_the_page(tmp_path: Path) -> None:
+    spec = tmp_path / "s.yaml"
+    spec.write_text("model: {name: test_tiny}\nobjective: {type: channel, layer: act3, unit: 0}\n"
+                    "param: {size: 16}\nsteps: 2\ndevice: cpu\nsweep: {batch: 8}\n")
+    data = str(Path(__file__).parent / "data")
+    result = CliRunner().invoke(app, ["factors", str(spec), "--images", data, "--n", "3", "--maps", "2", "-q",
+                                      "--out", str(tmp_path / "f")])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "f"
+    assert result.stdout.strip() == str(out.resolve() / "index.html")
+    import numpy as np
+
+    assert np.load(out / "factors.npy").shape == (3, 32)
+    assert sorted(p.name for p in (out / "maps").iterdir()) == [f"f{i:02d}_i{j:02d}.png" for i in range(3)
+                                                                for j in range(2)]
+    page = (out / "index.html").read_text()
+    assert page.count('src="renders/units/act3/') == 3 and page.count('src="maps/') == 6
+    assert json.loads((out / "renders" / "manifest.json").read_text())["done"] == 3

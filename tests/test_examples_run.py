@@ -251,6 +251,44 @@ def test_a_spec_s_checkpoint_keeps_its_fingerprint_and_name(tmp_path: Path, tiny
     assert torch.load(base / f"checkpoint-{key}.pt", weights_only=True)["fingerprint"] == fingerprint
 
 
+def test_examples_of_a_dictionary_rank_its_rows_by_projection(tmp_path: Path, tiny_model) -> None:
+    """A direction term with rows: the units are the rows, ranked by the projection onto each (max over
+    space); the planted direction's top example is the photo that contains it."""
+    from directions_helpers import PLANTED, dictionary_spec, planted_dictionary, square_photos
+
+    photos = square_photos(tmp_path / "photos")
+    planted_dictionary(tiny_model, photos, tmp_path / "dict.npy")
+    spec = dictionary_spec(tmp_path / "dict.npy", output={"dir": str(tmp_path / "out")},
+                           dataset={"images": str(photos), "k": 2, "workers": 0})
+    result, paths = run_examples(parse_spec(spec))
+    doc = json.loads(paths["act3"].read_text())
+    assert doc["activation_shape"] == [6, 8, 8] and sorted(doc["units"], key=int) == [str(u) for u in range(6)]
+    assert doc["basis"]["rows"] == 6 and doc["basis"]["sha256"] == hashlib.sha256(
+        (tmp_path / "dict.npy").read_bytes()).hexdigest()
+    assert doc["units"][str(PLANTED)]["top"][0]["source"] == "red.png"
+    m = torch.from_numpy(np.load(tmp_path / "dict.npy"))
+    ranking = result.layers["act3"].top
+    from directions_helpers import acts_of, images_of
+
+    acts = acts_of(tiny_model, images_of([photos / n for n in sorted(p.name for p in photos.iterdir())]))
+    brute = torch.einsum("bchw,nc->bnhw", acts, m).flatten(2).max(2).values  # (images, rows), sorted names
+    assert torch.allclose(ranking.values[:, 0], brute.max(0).values, atol=1e-4)
+
+
+def test_examples_of_a_dictionary_refuse_a_matrix_of_another_width(tmp_path: Path) -> None:
+    np.save(tmp_path / "dict.npy", np.ones((3, 16), np.float32))
+    (tmp_path / "photos").mkdir()
+    make_image(tmp_path / "photos" / "a.png")
+    photos = tmp_path / "photos"
+    spec = {"model": {"name": "test_tiny"}, "output": {"dir": str(tmp_path / "out")},
+            "objective": {"type": "direction", "layer": "act3", "vector_file": str(tmp_path / "dict.npy"), "unit": 0},
+            "dataset": {"images": str(photos), "workers": 0}}
+    with pytest.raises(SpecError, match=r"^objective\.vector_file: .*rows have 16 values but layer 'act3' has 32 "
+                                        r"channels; the matrix must be N x 32"):
+        run_examples(parse_spec(spec))
+    assert not (tmp_path / "out" / "examples" / "act3").exists()
+
+
 # ---------------------------------------------------------------- reruns that repair a finished pass
 
 

@@ -59,6 +59,20 @@ def test_direction_dot_and_cossim() -> None:
     assert obj.direction("conv", v, cossim_pow=1)(a).item() == pytest.approx(3.0 * 0.6, rel=1e-3)
 
 
+def test_direction_rows_one_per_image() -> None:
+    """A (B, C) matrix: image b is scored on row b alone; labels name the rows."""
+    a = {"conv": torch.rand(3, 4, 2, 2)}
+    rows = torch.randn(3, 4)
+    values = obj.direction("conv", rows, name="d.npy", rows=[7, 0, 2])(a)
+    expected = torch.stack([(a["conv"][b] * rows[b][:, None, None]).sum(0).mean() for b in range(3)])
+    assert torch.allclose(values, expected, atol=1e-6)
+    with_cos = obj.direction("conv", rows, cossim_pow=2, rows=[7, 0, 2])(a)
+    one = obj.direction("conv", rows[1], cossim_pow=2)({"conv": a["conv"][1:2]})
+    assert with_cos[1].item() == pytest.approx(one.item(), rel=1e-5)
+    term = obj.direction("conv", rows, name="d.npy", rows=[7, 0, 2])
+    assert term.label(0) == "conv:d.npy[7]" and term.description == "direction conv (d.npy rows [7, 0, 2])"
+
+
 def test_random_direction_seeded_unit_norm() -> None:
     a, b = obj.random_direction(16, 3), obj.random_direction(16, 3)
     assert torch.equal(a, b) and a.norm().item() == pytest.approx(1.0)

@@ -150,3 +150,51 @@ def test_spec_hashes_recorded_before_the_redesign_still_match(data: dict[str, An
     for later in ({"views": 2}, {"transforms": [{"type": "crops", "centres": "uniform"}]}):
         changed = parse_spec({**data, **later})  # a later field away from its default is part of the hash
         assert sw.make_plan(changed, model, info, "cpu").spec_hash != recorded, later
+
+
+def _dictionary(tmp_path: Path, rows: int = 5, width: int = 32, seed: int = 0) -> str:
+    import numpy as np
+
+    path = tmp_path / f"dict-{rows}x{width}-{seed}.npy"
+    np.save(path, np.random.RandomState(seed).randn(rows, width).astype(np.float32))
+    return str(path)
+
+
+def test_a_dictionary_sweep_plans_the_rows_as_units(tiny_model, tmp_path: Path) -> None:
+    path = _dictionary(tmp_path)
+    plan = plan_of(tiny_model, spec_dict(objective={"type": "direction", "layer": "act3", "vector_file": path,
+                                                    "units": "all"}))
+    (lp,) = plan.layers
+    assert (lp.layer, lp.dir, lp.channels, lp.units) == ("act3", "act3", 5, (0, 1, 2, 3, 4))
+    assert [b.units for b in plan.batches] == [(0, 1), (2, 3), (4,)]
+    ranged = plan_of(tiny_model, spec_dict(objective={"type": "direction", "layer": "act3", "vector_file": path,
+                                                      "units": "1:3"}))
+    assert ranged.layers[0].units == (1, 2)
+    with pytest.raises(LayerError, match=rf"^objective\.units: range '0:9' goes past the 5 units of the rows of "):
+        plan_of(tiny_model, spec_dict(objective={"type": "direction", "layer": "act3", "vector_file": path,
+                                                 "units": "0:9"}))
+
+
+def test_a_dictionary_sweep_hashes_the_matrix_content(tiny_model, tmp_path: Path) -> None:
+    import numpy as np
+
+    path = _dictionary(tmp_path)
+    data = spec_dict(objective={"type": "direction", "layer": "act3", "vector_file": path, "units": "all"})
+    before = plan_of(tiny_model, data).spec_hash
+    np.save(path, np.load(path) * 2)  # same file name, other directions
+    assert plan_of(tiny_model, data).spec_hash != before
+    channel = plan_of(tiny_model, term(units="0:4")).hashed
+    assert "vector_file_sha256" not in channel and "vector_key" not in channel["objective"][0]
+
+
+@pytest.mark.parametrize(("change", "field", "message"), [
+    ({"vector_file": None, "random_seed": 1}, "objective.unit",
+     "type 'direction' takes no unit (direction: rows of a vector_file matrix)"),
+    ({"layer": "act2"}, "objective.vector_file", "rows have 32 values but layer 'act2' has 16 channels"),
+])
+def test_a_dictionary_sweep_refuses_what_does_not_fit(tiny_model, tmp_path: Path, change: dict, field: str,
+                                                      message: str) -> None:
+    objective = {"type": "direction", "layer": "act3", "vector_file": _dictionary(tmp_path), "units": "all", **change}
+    with pytest.raises(SpecError) as err:
+        plan_of(tiny_model, spec_dict(objective={k: v for k, v in objective.items() if v is not None}))
+    assert err.value.field == field and message in str(err.value)

@@ -29,8 +29,10 @@ def check_rules(spec: Spec) -> None:
             raise SpecError(f"{where}.units", "give either 'unit' or 'units', not both.")
         if term.units is not None and len(term.units) == 0:
             raise SpecError(f"{where}.units", "must not be empty.")
-        if term.type not in needs_unit and (term.unit is not None or term.units is not None):
-            raise SpecError(f"{where}.unit", f"type '{term.type}' takes no unit; remove it.")
+        dictionary = term.type == "direction" and term.vector_file is not None
+        if term.type not in needs_unit and not dictionary and (term.unit is not None or term.units is not None):
+            hint = " (direction: rows of a vector_file matrix)" if term.type == "direction" else ""
+            raise SpecError(f"{where}.unit", f"type '{term.type}' takes no unit{hint}; remove it.")
         if isinstance(term.layer, list):
             _check_layer_list(term.layer, term.type, f"{where}.layer")
         ufield = f"{where}.unit" if term.units is None else f"{where}.units"
@@ -47,7 +49,9 @@ def check_rules(spec: Spec) -> None:
                 raise SpecError(
                     f"{where}.vector", "direction needs exactly one of 'vector', 'vector_file' or 'random_seed'."
                 )
-        elif any(getattr(term, k) is not None for k in ("vector", "vector_file", "random_seed")):
+            if term.vector_key is not None and term.vector_file is None:
+                raise SpecError(f"{where}.vector_key", "names a tensor of vector_file; give vector_file too.")
+        elif any(getattr(term, k) is not None for k in ("vector", "vector_file", "random_seed", "vector_key")):
             raise SpecError(f"{where}.vector", f"only type 'direction' takes a vector; type is '{term.type}'.")
         if term.type != "neuron" and (term.x is not None or term.y is not None):
             raise SpecError(f"{where}.x", f"only type 'neuron' takes x/y; type is '{term.type}'.")

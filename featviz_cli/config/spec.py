@@ -70,14 +70,23 @@ class ObjectiveSpec:
     units: list[int | str] | str | None = _f(
         None,
         help="Several units: one batch element each (instead of 'unit'). 'featviz sweep' also takes 'all' "
-        "or a range 'start:stop' (stop excluded, e.g. '0:64').",
+        "or a range 'start:stop' (stop excluded, e.g. '0:64'). direction: rows of the vector_file matrix.",
     )
     x: int | None = _f(None, help="neuron: spatial column (default: centre).", ge=0)
     y: int | None = _f(None, help="neuron: spatial row (default: centre).", ge=0)
     weight: float = _f(1.0, help="Multiplier of this term; negative to minimize.")
     batch: int | None = _f(None, help="Apply this term to one batch element only (default: all).", ge=0)
     vector: list[float] | None = _f(None, help="direction: the vector in activation space (one value per channel).")
-    vector_file: str | None = _f(None, help="direction: .npy or .pt file holding the vector.")
+    vector_file: str | None = _f(
+        None,
+        help="direction: .npy, .pt or .safetensors file holding the vector; or a dictionary, an N x C matrix with "
+        "one direction per row, whose rows 'unit' or 'units' choose ('featviz sweep' with units: all renders "
+        "every row).",
+    )
+    vector_key: str | None = _f(
+        None, help="direction: the tensor of a vector_file holding several (a state dict, a safetensors file), "
+        "e.g. W_dec.",
+    )
     random_seed: int | None = _f(None, help="direction: a seeded random unit-norm direction.")
     cossim_pow: float = _f(0.0, help="direction: multiply the dot product by cossim**cossim_pow (Lucid direction_neuron).", ge=0)
     group: int | None = _f(
@@ -244,7 +253,8 @@ class OutputSpec:
 #: list). A sweep's hash leaves each out while it has its default value, so output directories made
 #: before it existed still resume.
 LATER_FIELDS: tuple[str, ...] = ("views", "optimizer.schedule", "optimizer.final_lr", "optimizer.warmup",
-                                 "regularizers.features", "transforms[].centres", "sweep.techniques")
+                                 "regularizers.features", "transforms[].centres",
+                                 "objective[].vector_key", "sweep.techniques")
 
 #: Default units per optimization batch of a sweep, by device type (``sweep.batch: null``).
 SWEEP_BATCH_DEFAULTS: dict[str, int] = {"cpu": 16, "cuda": 64, "mps": 64}

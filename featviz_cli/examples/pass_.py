@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn as nn
 
+from ..directions.matrix import check_width
 from ..engine import Progress
 from ..errors import SpecError
 from ..hooks import OUTPUT, channel_view, forward_to, resolve_layer
@@ -44,6 +45,8 @@ class LayerExamples:
     bottom: Ranking | None
     rf: ReceptiveField | None
     stats: Stats | None = None  # every image's maximum over space, per unit (None: not recorded)
+    #: Where the units are the rows of a dictionary: its file, sha256 and rows (for examples.json).
+    basis: dict[str, Any] | None = None
 
     @property
     def units(self) -> int:
@@ -92,6 +95,7 @@ def collect(
     identity: dict[str, Any] | None = None,
     progress: Progress | None = None,
     notify: Notify | None = None,
+    bases: dict[str, Basis] | None = None,
 ) -> ExamplesResult:
     """Stream the images under ``images`` through ``model`` and rank them for every unit of ``layers``.
 
@@ -99,7 +103,8 @@ def collect(
     path) the state is saved every ``checkpoint_every`` images and at the end, and a pass that
     finds its checkpoint resumes from it. ``identity`` describes the model for that check
     (default: its name). ``progress(done, total, images_per_s)``; ``notify`` gets one-line
-    messages (resuming).
+    messages (resuming). ``bases`` maps a layer to a dictionary of directions: its units are
+    then the rows, ranked by the projection of the activations onto each (maximum over space).
     """
     t0 = time.perf_counter()
     root = Path(images)
@@ -115,7 +120,8 @@ def collect(
     if total == 0:
         raise SpecError("dataset.images", f"{root}: no {'/'.join(IMAGE_SUFFIXES)} files in it or below; "
                         "check the path.")
-    shapes = _layer_shapes(model, info, layers, device)
+    bases = bases or {}
+    shapes = _layer_shapes(model, info, layers, device, bases)
     rfs = {name: receptive_field(model, info, name, mass=rf_mass, device=device)
            if name != OUTPUT and len(shapes[name]) == 3 else None for name in layers}
     t_rf = time.perf_counter() - t0
@@ -142,7 +148,7 @@ def collect(
     )
     try:
         for chunk in loader:
-            state = _step(state, chunk, model, pre, layers, device, autocast_dtype)
+            state = _step(state, chunk, model, pre, layers, device, autocast_dtype, bases)
             if checkpoint and state.done - last_saved >= checkpoint_every:
                 save_checkpoint(checkpoint, fingerprint, state, shapes)
                 last_saved = state.done
@@ -157,7 +163,8 @@ def collect(
         save_checkpoint(checkpoint, fingerprint, state, shapes)
     t_done = time.perf_counter() - t_pass
     result_layers = {
-        name: LayerExamples(name, shapes[name], top, bot, rfs[name], state.stats.get(name))
+        name: LayerExamples(name, shapes[name], top, bot, rfs[name], stats=state.stats.get(name),
+                            basis=bases[name].about if name in bases else None)
         for name, (top, bot) in state.rankings.items()
     }
     return ExamplesResult(
@@ -169,22 +176,40 @@ def collect(
     )
 
 
-def _layer_shapes(model: nn.Module, info: ModelInfo, layers: list[str],
-                  device: torch.device) -> dict[str, tuple[int, ...]]:
+@dataclass(frozen=True)
+class Basis:
+    """A dictionary whose rows are the units ranked at a layer: ``matrix`` (N, C), ``about`` for examples.json."""
+
+    matrix: torch.Tensor
+    about: dict[str, Any]
+    field: str = "objective.vector_file"
+
+    def project(self, act: torch.Tensor) -> torch.Tensor:
+        """Activations (B, C, ...) as (B, N, ...): the dot product with each row at every position."""
+        flat = channel_view(act).float()  # (B, C, S)
+        out = torch.einsum("bcs,nc->bns", flat, self.matrix.to(flat.device, flat.dtype))
+        return out.view(act.shape[0], -1, *act.shape[2:]) if act.dim() == 4 else out
+
+
+def _layer_shapes(model: nn.Module, info: ModelInfo, layers: list[str], device: torch.device,
+                  bases: dict[str, Basis]) -> dict[str, tuple[int, ...]]:
     """Each layer's activation shape without the batch dimension, as ``(units, H, W)``/``(units, S)``."""
     x = torch.zeros(1, 3, info.input_size, info.input_size, device=device)
     with torch.no_grad():
         acts = forward_to(model, Preprocess(info).to(device)(x), layers)
     shapes = {}
     for name in layers:
-        act = acts[name]
+        if name in bases:
+            b = bases[name]
+            check_width(b.matrix, channel_view(acts[name]).shape[1], name, b.about["file"], b.field)
+        act = bases[name].project(acts[name]) if name in bases else acts[name]
         units = channel_view(act).shape[1]
         shapes[name] = (units, *act.shape[2:]) if act.dim() == 4 else (units, channel_view(act).shape[2])
     return shapes
 
 
 def _step(state: PassState, chunk: dict[str, Any], model: nn.Module, pre: nn.Module, layers: list[str],
-          device: torch.device, autocast_dtype: torch.dtype | None) -> PassState:
+          device: torch.device, autocast_dtype: torch.dtype | None, bases: dict[str, Basis]) -> PassState:
     """The state after one chunk of images: rankings merged, counts and the file chain extended."""
     if chunk["start"] != state.done:  # pragma: no cover - the DataLoader keeps chunks in order
         raise RuntimeError(f"image chunks out of order: got {chunk['start']}, expected {state.done}")
@@ -206,12 +231,13 @@ def _step(state: PassState, chunk: dict[str, Any], model: nn.Module, pre: nn.Mod
         idx = index[ok]
         for name in layers:
             top, bot = rankings[name]
-            values, pos = extremes(acts[name], True)
+            act = bases[name].project(acts[name]) if name in bases else acts[name]
+            values, pos = extremes(act, True)
             top = top.merge(values, pos, idx)
             if stats.get(name) is not None:
                 stats[name] = stats[name].add(values)
             if bot is not None:
-                values, pos = extremes(acts[name], False)
+                values, pos = extremes(act, False)
                 bot = bot.merge(values, pos, idx)
             rankings[name] = (top, bot)
         for i in idx.tolist():

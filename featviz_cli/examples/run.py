@@ -9,10 +9,11 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
+from typing import Any
 
 import torch.nn as nn
 
-from ..config import Spec
+from ..config import Spec, term_path
 from ..engine import Progress
 from ..errors import SpecError
 from ..hooks import OUTPUT
@@ -22,7 +23,7 @@ from ..runtime import pick_device, resolve_precision
 from .checkpoint import DamagedCheckpoint, checkpoint_path, pass_fingerprint
 from .digest import digest_path, record_digest
 from .layout import EXAMPLES_DIR, repair_lines
-from .pass_ import ExamplesResult, Notify, collect
+from .pass_ import Basis, ExamplesResult, Notify, collect
 from .write import update_examples
 
 SHOWN_REPAIRS = 3  # damaged files of a kind named in its line (all are counted)
@@ -36,6 +37,26 @@ def spec_layers(spec: Spec) -> list[str]:
     for term in spec.objective:  # a sweep's term may name a list of layers
         layers += term.layer if isinstance(term.layer, list) else [term.layer or OUTPUT]
     return list(dict.fromkeys(layers))
+
+
+def spec_bases(spec: Spec) -> dict[str, Basis]:
+    """The dictionaries of a spec's direction terms with rows (``vector_file`` and ``units``), by layer:
+    the examples of such a layer rank every row of the dictionary."""
+    from ..directions.matrix import load_dictionary
+    from ..outputs import sha256_file
+
+    bases: dict[str, Basis] = {}
+    for i, term in enumerate(spec.objective):
+        if term.type != "direction" or term.vector_file is None or (term.unit is None and term.units is None):
+            continue
+        field = f"{term_path(len(spec.objective), i)}.vector_file"
+        layer = term.layer if isinstance(term.layer, str) else OUTPUT
+        if layer in bases:
+            raise SpecError(field, f"a second dictionary for layer {layer!r}; examples rank one dictionary per layer.")
+        m = load_dictionary(term.vector_file, key=term.vector_key, field=field)
+        bases[layer] = Basis(m, {"file": term.vector_file, "key": term.vector_key, "sha256": sha256_file(term.vector_file),
+                                 "rows": int(m.shape[0])}, field)
+    return bases
 
 
 def run_examples(
@@ -64,7 +85,10 @@ def run_examples(
     if model is None or info is None:
         model, info = load_model(spec.model)
     layers = spec_layers(spec)
-    identity = dataclasses.asdict(spec.model)
+    bases = spec_bases(spec)
+    identity: dict[str, Any] = dataclasses.asdict(spec.model)
+    if bases:  # the ranked units are the dictionary's rows: a checkpoint is for this dictionary only
+        identity["bases"] = {layer: b.about["sha256"] for layer, b in bases.items()}
     root = Path(ds.images)
     fp = pass_fingerprint(info, identity, layers, ds.k, ds.bottom, root, ds.rf_mass)
     ckpt = checkpoint_path(out, fp)
@@ -78,6 +102,7 @@ def run_examples(
             model, info, layers, root, k=ds.k, bottom=ds.bottom, batch_size=ds.batch_size, workers=ds.workers,
             device=device, autocast_dtype=dtype, rf_mass=ds.rf_mass, checkpoint=ckpt,
             checkpoint_every=ds.checkpoint_every, identity=identity, progress=progress, notify=notify,
+            bases=bases,
         )
 
     try:

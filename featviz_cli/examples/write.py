@@ -371,6 +371,7 @@ def _layer_document(result: ExamplesResult, lx: LayerExamples, units: dict[str, 
         "activation_shape": list(lx.shape),
         "receptive_field": rf,
         "stats": layer_stats(lx.stats),
+        **({"basis": lx.basis} if lx.basis else {}),
         "units": units,
     }
 

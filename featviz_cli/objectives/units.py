@@ -108,12 +108,14 @@ def logit(units: int | Sequence[int], *, layer: str = OUTPUT, batch: int | None 
 
 
 def direction(layer: str, vector: torch.Tensor | None = None, *, seed: int | None = None, cossim_pow: float = 0.0,
-              batch: int | None = None, name: str = "vector") -> Objective:
+              batch: int | None = None, name: str = "vector", rows: Sequence[int] | None = None) -> Objective:
     """Dot product of each position's activation vector with ``vector``, averaged over space.
 
-    Without ``vector``, a random unit direction seeded by ``seed`` is drawn once the
-    layer's width is known. With ``cossim_pow`` > 0 the dot product is multiplied by
-    max(cos, 0.1)**cossim_pow (Lucid's direction_neuron), favouring the direction over magnitude.
+    ``vector`` is one direction (C,) for every image, or one per image (B, C): the rows of a
+    dictionary, ``rows`` naming them in labels. Without ``vector``, a random unit direction
+    seeded by ``seed`` is drawn once the layer's width is known. With ``cossim_pow`` > 0 the dot
+    product is multiplied by max(cos, 0.1)**cossim_pow (Lucid's direction_neuron), favouring the
+    direction over magnitude.
     """
     eps = 1e-4
     cache: dict[int, torch.Tensor] = {}
@@ -132,20 +134,31 @@ def direction(layer: str, vector: torch.Tensor | None = None, *, seed: int | Non
         if key not in placed:  # copied to the device once, not every step
             placed[key] = to_device(vec(a.shape[1]), a.device, a.dtype)
         v = placed[key]
-        dot = torch.einsum("bcs,c->bs", a, v)
+        if v.dim() == 2:  # one direction per image
+            dot = torch.einsum("bcs,bc->bs", a, v)
+            v_norm = v.norm(dim=1, keepdim=True)
+        else:
+            dot = torch.einsum("bcs,c->bs", a, v)
+            v_norm = v.norm()
         if cossim_pow > 0:
-            cos = dot / (a.norm(dim=1) + eps) / (v.norm() + eps)
+            cos = dot / (a.norm(dim=1) + eps) / (v_norm + eps)
             dot = dot * cos.clamp(min=0.1) ** cossim_pow
         return batch_mask(dot.mean(-1), batch)
 
     def check(shapes: Mapping[str, torch.Size]) -> None:
         n = n_channels(shapes[layer])
-        if vector is not None and vector.numel() != n:
-            raise LayerError(f"objective.vector: has {vector.numel()} values but layer {layer!r} has {n} channels.")
+        if vector is not None and vector.shape[-1] != n:
+            raise LayerError(f"objective.vector: has {vector.shape[-1]} values but layer {layer!r} has {n} channels.")
 
     suffix = f", cossim_pow={fmt_number(cossim_pow)}" if cossim_pow else ""
-    return Objective(fn, layers=[layer], description=f"direction {layer} ({name}{suffix})",
-                     labels=lambda i: "" if batch is not None and i != batch else f"{layer}:{name}", check=check)
+    shown = name if rows is None else f"{name} rows {units_str(list(rows))}"
+
+    def label(i: int) -> str:
+        if batch is not None and i != batch:
+            return ""
+        return f"{layer}:{name}" if rows is None else f"{layer}:{name}[{rows[i]}]" if i < len(rows) else ""
+
+    return Objective(fn, layers=[layer], description=f"direction {layer} ({shown}{suffix})", labels=label, check=check)
 
 
 def random_direction(n: int, seed: int) -> torch.Tensor:

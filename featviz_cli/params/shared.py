@@ -11,7 +11,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from .base import ImageParam, gaussian_blur, to_valid_rgb
+from .base import ImageParam, gaussian_blur
 
 #: (frames along the batch, downscale factor) of each shared low-resolution tensor (Lucid's notebook).
 SHARED_PARTS: tuple[tuple[int, int], ...] = ((1, 2), (1, 4), (1, 8), (2, 8), (1, 16))
@@ -30,7 +30,35 @@ def lowres(t: torch.Tensor, batch: int, size: int) -> torch.Tensor:
     return (1 - w) * t[lo] + w * t[lo + 1]
 
 
-class SharedLowRes(ImageParam):
+class SharedParts(ImageParam):
+    """``base`` plus low-resolution tensors ``shared``, each upsampled onto the batch by ``upsample``.
+
+    Subclasses build ``shared`` (tensors whose last three axes are colour, height and width) and
+    say how one becomes a (batch, 3, size, size) image; the sum, the blur and the rendering are here.
+    """
+
+    base: ImageParam
+    shared: list[torch.Tensor]
+
+    def upsample(self, t: torch.Tensor) -> torch.Tensor:
+        """One shared tensor as a (batch, 3, size, size) addition to the image."""
+        raise NotImplementedError
+
+    def raw(self) -> torch.Tensor:
+        out = self.base.raw()
+        for t in self.shared:
+            out = out + self.upsample(t)
+        return out
+
+    @torch.no_grad()
+    def blur_(self, sigma: float) -> None:
+        self.base.blur_(sigma)
+        for t in self.shared:
+            if min(t.shape[-2:]) > 3 * sigma + 1:
+                t.copy_(gaussian_blur(t.flatten(0, -4), sigma).view_as(t))
+
+
+class SharedLowRes(SharedParts):
     """``base`` (one image per frame) plus low-resolution parts shared by all frames."""
 
     def __init__(self, base: ImageParam, batch: int, size: int, *, sd: float = 0.01,
@@ -45,18 +73,5 @@ class SharedLowRes(ImageParam):
         ]
         self.params = list(base.params) + self.shared
 
-    def raw(self) -> torch.Tensor:
-        out = self.base.raw()
-        for t in self.shared:
-            out = out + lowres(t, self.batch, self.size)
-        return out
-
-    def __call__(self) -> torch.Tensor:
-        return to_valid_rgb(self.raw(), decorrelate=self.decorrelate, output=self.output)
-
-    @torch.no_grad()
-    def blur_(self, sigma: float) -> None:
-        self.base.blur_(sigma)
-        for t in self.shared:
-            if min(t.shape[-2:]) > 3 * sigma + 1:
-                t.copy_(gaussian_blur(t, sigma))
+    def upsample(self, t: torch.Tensor) -> torch.Tensor:
+        return lowres(t, self.batch, self.size)

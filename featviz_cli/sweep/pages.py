@@ -68,8 +68,20 @@ def index_page(out: Path, site: Site, record: dict[str, Any], manifest: dict[str
         kind=obj[0].get("type", "") if obj and isinstance(obj[0], dict) else "", steps=spec.get("steps"),
         size=(spec.get("param") or {}).get("size"), seed=spec.get("seed"), spec_hash=record["spec_hash"][:12],
         techniques=[site.titles[t] for t in site.techniques if t is not None],
-        measured=any(r["measured"] for r in rows), layer=None,
+        measured=any(r["measured"] for r in rows), layer=None, caricatures=_caricatures(out),
     )
+
+
+def _caricatures(out: Path) -> dict[str, Any] | None:
+    """The caricatures of a sample photo per layer (``featviz caricature`` into this directory), for the index."""
+    from ..directions.layout import read_caricatures
+
+    doc = read_caricatures(out)
+    if not doc or not doc["layers"]:
+        return None
+    return {"photo": str(doc.get("photo") or "photo"), "photo_src": href(INDEX_FILE, str(doc.get("photo_image") or "")),
+            "layers": [{"layer": str(e.get("layer")), "src": href(INDEX_FILE, str(e["image"])),
+                        "similarity": number(e.get("similarity"))} for e in doc["layers"]]}
 
 
 # ---------------------------------------------------------------- a layer's page

@@ -19,7 +19,7 @@ from ..errors import LayerError, SpecError
 from ..outputs import sanitize_filename, sha256_bytes
 from .techniques import Technique, techniques_of
 
-SWEEPABLE = ("channel", "neuron", "logit", "probability")
+SWEEPABLE = ("channel", "neuron", "logit", "probability", "direction")
 #: Fields of the spec that do not change a unit's image, left out of the run's hash.
 UNHASHED = ("device", "output", "name")
 _DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
@@ -109,6 +109,9 @@ def sweep_term(spec: Spec) -> int:
     where = term_path(n, cands[0])
     if spec.objective[cands[0]].type not in SWEEPABLE:
         raise SpecError(f"{where}.type", f"a sweep varies the units of a {', '.join(SWEEPABLE)} term.")
+    if spec.objective[cands[0]].type == "direction" and spec.objective[cands[0]].vector_file is None:
+        raise SpecError(f"{where}.vector_file", "a direction sweep renders the rows of a dictionary: give "
+                        "vector_file, an N x C matrix (.npy, .pt, .safetensors).")
     for i, t in enumerate(spec.objective):
         if t.batch is not None:
             raise SpecError(f"{term_path(n, i)}.batch", "every image of a sweep has its own unit; remove 'batch'.")
@@ -133,11 +136,12 @@ def layer_widths(model: Any, info: Any, layers: Iterable[str]) -> dict[str, int]
 
 
 def expand_units(raw: int | str | list[int | str] | None, field: str, layer: str, n: int,
-                 names: tuple[str, ...] | None, *, by_name: bool) -> tuple[int, ...]:
-    """The unit indices a term asks for in a layer of ``n`` units; errors name ``field``."""
+                 names: tuple[str, ...] | None, *, by_name: bool, shown: str | None = None) -> tuple[int, ...]:
+    """The unit indices a term asks for in a layer of ``n`` units; errors name ``field`` (and ``shown``,
+    what holds the units: default the layer)."""
     from ..recipe import resolve_class
 
-    shown = "the output" if layer.startswith("<") else f"layer {layer!r}"
+    shown = shown or ("the output" if layer.startswith("<") else f"layer {layer!r}")
     if isinstance(raw, str) and not (by_name and ":" not in raw and raw.strip().lower() != "all"):
         s = parse_unit_range(raw, field)
         if (s.stop or 0) > n or (s.start or 0) >= n:
@@ -201,7 +205,8 @@ def _drop_at_default(node: dict[str, Any], default: dict[str, Any], parts: list[
     """Remove the field at ``parts`` from ``node`` where it equals ``default``'s.
 
     A ``name[]`` part walks every item of a list; each item is compared with the first item of the
-    default list (the fields walked this way have one default for every kind of item).
+    default list (the fields walked this way have one default for every kind of item), or, where the
+    default list is empty (``objective``), with None.
     """
     part, rest = parts[0], parts[1:]
     if not rest:
@@ -210,7 +215,7 @@ def _drop_at_default(node: dict[str, Any], default: dict[str, Any], parts: list[
     elif part.endswith("[]"):
         name = part[:-2]
         for item in node.get(name) or []:
-            _drop_at_default(item, default[name][0], rest)
+            _drop_at_default(item, (default.get(name) or [{}])[0], rest)
     elif isinstance(node.get(part), dict):
         _drop_at_default(node[part], default[part], rest)
 
@@ -242,18 +247,35 @@ def make_plan(spec: Spec, model: Any, info: Any, device_type: str = "cpu", *, re
     field_name = f"{where}.units" if term.units is not None else f"{where}.unit"
     raw = term.units if term.units is not None else term.unit
     dirs = _layer_dirs(layers)
+    rows = _dictionary_rows(term, where, widths) if term.type == "direction" else None
     plans = []
     for name in layers:
         names = tuple(info.class_names) if by_name and info.class_names else None
-        units = expand_units(raw, field_name, name, widths[name], names, by_name=by_name)
-        plans.append(LayerPlan(name, dirs[name], widths[name], units, names))
+        n, shown = (rows[0], f"the rows of {term.vector_file}") if rows else (widths[name], None)
+        units = expand_units(raw, field_name, name, n, names, by_name=by_name, shown=shown)
+        plans.append(LayerPlan(name, dirs[name], n, units, names))
     size = spec.sweep.batch or recorded_batch or default_batch(device_type)
     view = hashed_view(spec, plans, size)
+    if rows:  # the dictionary's content, not only its file name
+        view["vector_file_sha256"] = rows[1]
     techniques = techniques_of(spec, index)
     for i, t in enumerate(techniques):
         if t.layer is not None:
             resolve_layer(model, t.layer, field=f"sweep.techniques[{i}].layer")
     return Plan(spec, index, plans, size, plan_batches(plans, size, techniques), hash_of(view), view, techniques)
+
+
+def _dictionary_rows(term: Any, where: str, widths: dict[str, int]) -> tuple[int, str]:
+    """A direction sweep's dictionary: its number of rows (the units) and its sha256, checked against
+    the layers' widths."""
+    from ..directions.matrix import check_width, load_dictionary
+    from ..outputs import sha256_file
+
+    field = f"{where}.vector_file"
+    m = load_dictionary(term.vector_file, key=term.vector_key, field=field)
+    for layer, width in widths.items():
+        check_width(m, width, layer, term.vector_file, field)
+    return int(m.shape[0]), sha256_file(term.vector_file)
 
 
 def _layer_dirs(layers: list[str]) -> dict[str, str]:

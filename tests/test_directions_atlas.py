@@ -1,0 +1,71 @@
+"""featviz_cli/directions/atlas.py: layout, grid cells, their renders and the zoomable page."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from featviz_cli.config import parse_spec
+from featviz_cli.directions.atlas import grid_cells, run_atlas
+from featviz_cli.errors import SpecError
+
+from directions_helpers import acts_of, images_of, square_photos
+
+SPEC = {"model": {"name": "test_tiny"}, "objective": {"type": "channel", "layer": "act3", "unit": 0},
+        "param": {"size": 32}, "steps": 48, "device": "cpu", "sweep": {"batch": 16}, "transforms": "none"}
+
+
+def test_grid_cells_average_their_points_and_drop_sparse_cells() -> None:
+    xy = np.array([[0.1, 0.1], [0.2, 0.2], [0.9, 0.1], [0.95, 0.9], [0.9, 0.95]])
+    vectors = np.arange(10, dtype=np.float32).reshape(5, 2)
+    means, cells = grid_cells(xy, vectors, 2, 2)
+    assert cells == [{"row": 0, "col": 0, "count": 2}, {"row": 1, "col": 1, "count": 2}]
+    assert np.allclose(means, [vectors[:2].mean(0), vectors[3:].mean(0)])
+    with pytest.raises(SpecError, match=r"^--min-count: no cell of the 2 x 2 grid holds 3 points"):
+        grid_cells(xy, vectors, 2, 3)
+
+
+def test_an_atlas_s_cell_renders_follow_the_cells_mean_directions(tmp_path: Path, tiny_model) -> None:
+    photos = square_photos(tmp_path / "photos")
+    page = run_atlas(parse_spec(SPEC), photos, tmp_path / "atlas", grid=3, samples=400, crops=3, min_count=5,
+                     layout="tsne", cossim_pow=4)
+    doc = json.loads((tmp_path / "atlas" / "atlas.json").read_text())
+    means = torch.from_numpy(np.load(tmp_path / "atlas" / "cells.npy"))
+    assert len(doc["cells"]) == means.shape[0] >= 3 and doc["done"] == means.shape[0]
+    # each row of cells.npy is the mean of the sampled vectors that the layout puts in its cell of atlas.json
+    (ckpt,) = (tmp_path / "atlas").glob("sample-*.pt")
+    vectors = torch.load(ckpt, weights_only=True)["vectors"]
+    with np.load(tmp_path / "atlas" / "layout.npz") as layout:
+        xy = torch.from_numpy(layout["xy"])
+    col, row = (xy * 3).floor().clamp(max=2).long().unbind(1)
+    for i, c in enumerate(doc["cells"]):
+        members = (row == c["row"]) & (col == c["col"])
+        assert int(members.sum()) == c["count"] >= 5
+        assert torch.allclose(means[i], vectors[members].mean(0), atol=1e-5)
+    renders = images_of([tmp_path / "atlas" / c["render"] for c in doc["cells"]])
+    seen = acts_of(tiny_model, renders).mean((2, 3))
+    centre = means.mean(0)
+    a = torch.nn.functional.normalize(seen - centre, dim=1)
+    b = torch.nn.functional.normalize(means - centre, dim=1)
+    sim = a @ b.T  # (render, cell); neighbouring cells have close means, so ask for the top third
+    rank = (sim > sim.diagonal()[:, None]).sum(1)  # cells closer to render i than its own
+    assert (rank < max(1, len(rank) // 3)).float().mean() >= 0.75, sim
+    others = (sim.sum(1) - sim.diagonal()) / (len(rank) - 1)
+    assert (sim.diagonal() - others).mean() > 0.3, sim
+    html = page.read_text()
+    assert 'id="atlas-img" src="atlas.png"' in html and "addEventListener(\"wheel\"" in html
+    mtime = (tmp_path / "atlas" / "atlas.png").stat().st_mtime_ns
+    again = run_atlas(parse_spec(SPEC), photos, tmp_path / "atlas", grid=3, samples=400, crops=3, min_count=5,
+                      layout="tsne", cossim_pow=4)
+    assert again == page and json.loads((tmp_path / "atlas" / "renders" / "manifest.json").read_text())["done"] == \
+        means.shape[0]
+    assert (tmp_path / "atlas" / "atlas.png").stat().st_mtime_ns >= mtime
+
+
+def test_a_class_atlas_names_its_class_and_a_bad_class_is_an_error(tmp_path: Path) -> None:
+    photos = square_photos(tmp_path / "photos")
+    with pytest.raises(SpecError, match=r"^--class: no class named 'nope'"):
+        run_atlas(parse_spec(SPEC), photos, tmp_path / "a", klass="nope")
