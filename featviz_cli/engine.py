@@ -106,8 +106,9 @@ def render(
     objective: obj.Objective | None = None,
 ) -> RenderResult:
     """Render the images a spec describes; a preloaded ``model``/``info`` skips loading. A prebuilt
-    ``objective`` replaces the spec's terms (``spec.param.batch`` images)."""
-    check_render(spec)
+    ``objective`` replaces the spec's terms (``spec.param.batch`` images), so they may be a sweep's."""
+    if objective is None:
+        check_render(spec)
     t0 = time.perf_counter()
     execution = rt.Execution.resolve(spec.device, spec.precision, spec.channels_last, spec.compile)
     if model is None or info is None:

@@ -267,6 +267,21 @@ def test_k_diverse_images_per_unit_in_one_batch(tiny_spec: dict[str, Any], tiny_
     assert "diversity act2, groups of 2" in result.description
 
 
+def test_a_prebuilt_objective_replaces_a_sweep_specs_terms(tiny_spec: dict[str, Any], tiny_model) -> None:
+    # the sweep's own spec drives a caricature or an atlas cell: its layer list and ranges are not rendered
+    from featviz_cli.errors import SpecError
+    from featviz_cli.objectives.units import channel
+
+    model, info = tiny_model
+    tiny_spec.update(objective={"type": "channel", "layer": ["act2", "act3"], "units": "0:4"}, steps=2,
+                     param={"size": 16, "batch": 2})
+    spec = parse_spec(tiny_spec)
+    with pytest.raises(SpecError, match=r"^objective\.layer: layer lists, 'all' and ranges are for sweeps"):
+        render(spec, model=model, info=info)
+    result = render(spec, model=model, info=info, objective=channel("act2", [1, 5]))
+    assert result.images.shape[0] == 2 and result.labels == ["act2:1", "act2:5"]
+
+
 def _interp_spec(tiny_spec: dict[str, Any], frames: int = 5, steps: int = 3, **interp: Any) -> dict[str, Any]:
     return {**tiny_spec, "objective": [{"type": "channel", "layer": "conv2", "unit": 3},
                                        {"type": "channel", "layer": "conv2", "unit": 14}],
