@@ -69,6 +69,23 @@ def test_a_logit_sweep_takes_diverse_renders_at_a_named_layer(tiny_model) -> Non
         sw.make_plan(parse_spec(bad), *tiny_model)
 
 
+def test_a_dictionary_sweep_takes_diverse_renders_of_each_row(tmp_path: Path) -> None:
+    import numpy as np
+
+    rows = np.random.default_rng(0).standard_normal((3, 32)).astype(np.float32)
+    np.save(tmp_path / "dict.npy", rows)
+    term = {"type": "direction", "layer": "act3", "vector_file": str(tmp_path / "dict.npy")}
+    data = spec_dict(objective={**term, "units": "all"}, steps=3,
+                     sweep={"batch": 4, "techniques": [{"diverse": 2, "weight": 4.0}]})
+    report = sw.run_sweep(parse_spec(data), tmp_path / "out")
+    assert report.done == report.total == 3
+    # batches of 4 images: rows 0 and 1 together, two images each
+    want = _render([{**term, "units": [0, 0, 1, 1]}, {"type": "diversity", "layer": "act3", "weight": 4.0, "group": 2}])
+    names = ("00000.png", "00000_1.png", "00001.png", "00001_1.png")
+    got = [(tmp_path / "out/units/diverse2/act3" / n).read_bytes() for n in names]
+    assert got == [png_bytes(im) for im in want] and len(set(got)) == 4
+
+
 def test_each_technique_has_its_batches_and_the_hash_covers_them(tiny_model) -> None:
     plan = sw.make_plan(parse_spec(copy.deepcopy(DATA)), *tiny_model)
     assert [t.dir for t in plan.techniques] == ["channel", "neuron", "diverse3"]

@@ -21,6 +21,8 @@ from ..errors import SpecError
 
 #: Swept term types that have channels, so that a channel or neuron render of them means something.
 _SPATIAL = ("channel", "neuron")
+#: Swept term types with a layer of their own, where the diversity term of ``{diverse: K}`` goes by default.
+_LAYERED = _SPATIAL + ("direction",)
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ def techniques_of(spec: Spec, term: int) -> tuple[Technique, ...]:
     for i, item in enumerate(raw):
         field = f"sweep.techniques[{i}]"
         if isinstance(item, DiverseSpec):
-            if kind not in _SPATIAL and item.layer is None:
+            if kind not in _LAYERED and item.layer is None:
                 raise SpecError(f"{field}.layer", f"a {kind} sweep has no layer of its own for the diversity term; "
                                 "give one, e.g. {diverse: 4, layer: <name>}.")
             t = Technique("diverse", f"diverse{item.diverse}", item.diverse, item.weight, item.layer)
