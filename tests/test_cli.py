@@ -14,16 +14,14 @@ from typing import Any
 import pytest
 import torch
 import torch.nn as nn
-import typer
 import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
 import featviz_cli
-from featviz_cli import cli
+from featviz_cli import cli_common
 from featviz_cli.cli import app
 from featviz_cli.config import parse_spec
-from featviz_cli.errors import LayerError, OptimizationError, SpecError
 from featviz_cli.models import ModelInfo, _registry
 
 from conftest import DATA, ROOT, featviz_cmd
@@ -35,9 +33,7 @@ STEP_LINE = re.compile(r"^step (\d+)/(\d+) objective \S+$")
 @pytest.fixture(autouse=True)
 def _no_sticky_debug(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each in-process invocation starts without --debug (see test_debug_does_not_stick)."""
-    state = getattr(cli, "_state", None)
-    if isinstance(state, dict):
-        monkeypatch.setitem(state, "debug", False)
+    monkeypatch.setitem(cli_common.state, "debug", False)
 
 
 @pytest.fixture
@@ -134,43 +130,6 @@ def test_schema_prints_json(runner: CliRunner) -> None:
 
 
 # ---------------------------------------------------------------- the error boundary
-
-
-@pytest.mark.parametrize(
-    ("error", "code", "line"),
-    [
-        (SpecError("steps", "must be >= 1, got 0."), 2, "Error: steps: must be >= 1, got 0."),
-        (LayerError("objective.layer: no layer 'x'."), 2, "Error: objective.layer: no layer 'x'."),
-        (OptimizationError("the objective became nan at step 3"), 1, "Error: the objective became nan at step 3"),
-        (KeyboardInterrupt(), 130, "Interrupted; files already written are complete."),
-        (ValueError("odd"), 1, "Error: unexpected ValueError: odd (rerun with --debug for the traceback)"),
-    ],
-    ids=["spec", "layer", "optimization", "interrupt", "unexpected"],
-)
-def test_the_error_boundary_maps_errors_to_one_line_and_an_exit_code(
-        error: BaseException, code: int, line: str, capsys: pytest.CaptureFixture[str]) -> None:
-    @cli.command
-    def fails() -> None:
-        """A command that fails."""
-        raise error
-
-    with pytest.raises(typer.Exit) as e:
-        fails()
-    assert e.value.exit_code == code
-    captured = capsys.readouterr()
-    assert captured.err == line + "\n" and captured.out == ""
-    assert fails.__doc__ == "A command that fails." and fails.__name__ == "fails"
-
-
-def test_the_error_boundary_reraises_with_debug(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(cli._state, "debug", True)
-
-    @cli.command
-    def fails() -> None:
-        raise SpecError("steps", "bad")
-
-    with pytest.raises(SpecError):
-        fails()
 
 
 def test_every_command_goes_through_the_error_boundary() -> None:
