@@ -14,7 +14,7 @@ import faith_models
 from featviz_cli import sweep as sw
 from featviz_cli.cli import app
 from featviz_cli.config import parse_spec
-from featviz_cli.errors import LayerError, OutputError
+from featviz_cli.errors import InputError, LayerError
 from featviz_cli.examples import run_examples
 from featviz_cli.faithfulness import THRESHOLD, read_layer, run_faithfulness
 
@@ -90,8 +90,10 @@ def test_layers_without_examples_are_skipped_with_the_fix_and_errors_name_the_in
     assert report.skipped == ["units"] and report.measured == 0 and "run 'featviz examples'" in messages[-1]
     with pytest.raises(LayerError, match="--path"):
         run_faithfulness(out, path=["nope"])
-    with pytest.raises(OutputError, match="not a sweep output directory"):
+    with pytest.raises(InputError, match=r"has no sweep\.json: it is not a sweep output directory; .*featviz examples"):
         run_faithfulness(tmp_path)
+    result = CliRunner().invoke(app, ["faithfulness", str(tmp_path)])
+    assert result.exit_code == 2 and result.output.startswith("Error: ") and len(result.output.splitlines()) == 1
 
 
 def test_the_command_measures_and_reports(planted: Path, tmp_path: Path) -> None:

@@ -249,7 +249,7 @@ def test_names_are_escaped_in_pages(tmp_path: Path) -> None:
 
 def test_gallery_of_a_directory_without_a_sweep_is_an_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["gallery", str(tmp_path)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad input, as other wrong arguments
     assert "has no sweep.json: it is not a sweep output directory" in result.output
 
 

@@ -104,14 +104,12 @@ def run_faithfulness(out: str | Path, *, device: str | None = None, size: int | 
                      threshold: float = THRESHOLD, notify: Notify | None = None, gallery: bool = True,
                      model: nn.Module | None = None, info: ModelInfo | None = None) -> FaithfulnessReport:
     """Measure each done unit of the sweep in ``out`` (see the module's docstring); then rebuild its gallery."""
-    from ..sweep import collect_units, read_record, rebuild
+    from ..sweep import collect_units, rebuild
+    from ..sweep.record import require_record
     from ..sweep.record import unit_layers
 
     out = Path(out).resolve()
-    record = read_record(out)
-    if record is None:
-        raise OutputError(f"{out} has no sweep.json: it is not a sweep output directory; give the --out of a "
-                          "'featviz sweep' run (with 'featviz examples' written into the same directory)")
+    record = require_record(out, " (with 'featviz examples' written into the same directory)")
     spec = parse_spec(record["spec"])
     if model is None or info is None:
         model, info = load_model(spec.model)

@@ -27,7 +27,7 @@ from ..outputs import (
 )
 from .layout import MANIFEST_FILE, RUN_FILE, SHEETS_DIR, UNITS_DIR
 from .plan import LayerPlan
-from .record import read_record, run_lock, unit_layers, utc_now
+from .record import require_record, run_lock, unit_layers, utc_now
 from .units import CORRUPT, DONE, PENDING, check_unit, file_kind, unit_rel, unit_stem
 
 
@@ -169,10 +169,7 @@ def rebuild(out: str | Path, *, page_size: int | None = None) -> Rebuilt:
 
     out = Path(out).resolve()
     with run_lock(out) as locked:
-        record = read_record(out)
-        if record is None:
-            raise OutputError(f"{out} has no {RUN_FILE}: it is not a sweep output directory; "
-                              "give the --out of a 'featviz sweep' run")
+        record = require_record(out)
         last = _last_manifest(out)
         size = page_size or last.get("page_size") or int(record.get("page_size") or 64)
         entries = collect_units(out, record)

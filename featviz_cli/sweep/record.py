@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 from .. import __version__
 from ..config import spec_to_dict
-from ..errors import OutputError, SpecError
+from ..errors import InputError, OutputError, SpecError
 from ..outputs import atomic_write_json, ensure_dir, safe_join
 from .layout import ARCHIVE_DIR, LOCK_FILE, MANIFEST_FILE, RUN_FILE, SHEETS_DIR, UNITS_DIR
 from .plan import LayerPlan, Plan
@@ -46,6 +46,16 @@ def run_lock(out: Path) -> Iterator[bool]:
         yield locked
     finally:
         os.close(fd)
+
+
+def require_record(out: Path, needs: str = "") -> dict[str, Any]:
+    """The ``sweep.json`` of ``out``; ``InputError`` naming ``out`` and the fix where it has none
+    (``needs``: what else the command wants in that directory, appended to the message)."""
+    record = read_record(out)
+    if record is None:
+        raise InputError(f"{out} has no {RUN_FILE}: it is not a sweep output directory; give the --out of a "
+                         f"'featviz sweep' run{needs}")
+    return record
 
 
 def read_record(out: Path) -> dict[str, Any] | None:
