@@ -67,6 +67,19 @@ def test_an_estimate_first_then_a_sweep_that_featviz_sweep_resumes_and_shards(tm
     assert Estimate(0, 0, 0, "x").text().startswith("0 render(s)")
 
 
+@pytest.mark.parametrize(("args", "line"), [
+    (["--layers", "act2,nope"], "Error: --layers: no layer 'nope' in this model."),
+    (["--layers", "act2", "--units", "0:999"], "Error: --units: range '0:999' goes past the 16 units of layer 'act2'"),
+    (["--kind", "Block"], "Error: --kind: no layer of type 'Block'"),
+])
+def test_bad_options_are_one_line_naming_the_option_and_leave_nothing(tmp_path: Path, args: list[str],
+                                                                       line: str) -> None:
+    out = tmp_path / "atlas"
+    result = CliRunner().invoke(app, ["atlas", "test_tiny", "--out", str(out), "--steps", "2", *args])
+    assert result.exit_code == 2 and result.stderr.startswith(line), result.stderr
+    assert len(result.stderr.splitlines()) == 1 and not out.exists()
+
+
 def test_with_photos_every_unit_gets_examples_and_faithfulness(tmp_path: Path) -> None:
     out = tmp_path / "atlas"
     report = run_atlas("test_tiny", out, layers=["act2"], units="0:2", steps=2, device="cpu",

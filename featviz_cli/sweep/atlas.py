@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..config import ModelSpec, Spec, apply_override, parse_spec
-from ..errors import LayerError
+from ..errors import LayerError, SpecError
 
 DEFAULT_TECHNIQUES: list[Any] = ["channel", "neuron", {"diverse": 3}]
 DEFAULT_STEPS = 256
@@ -184,6 +184,20 @@ class AtlasReport:
     faithfulness: Any = None
 
 
+#: The spec fields the atlas's options fill in, for errors that name what the user typed.
+_OPTIONS = {"objective.units": "--units", "objective.layer": "--layers"}
+
+
+def _named_by_option(e: SpecError | LayerError) -> SpecError | LayerError:
+    """The error with the spec field that an option filled in replaced by the option's name."""
+    text = str(e)
+    for field, option in _OPTIONS.items():
+        if text.startswith(field + ":"):
+            rest = text[len(field) + 2:]
+            return SpecError(option, rest) if isinstance(e, SpecError) else LayerError(f"{option}: {rest}")
+    return e
+
+
 def run_atlas(model: str, out: str | Path, *, layers: Sequence[str] | None = None, kind: str | None = None,
               units: str = "all", steps: int = DEFAULT_STEPS, size: int | None = None, device: str = "auto",
               overrides: Sequence[str] = (), images: str | None = None, k: int = 8, shard: tuple[int, int] = (0, 1),
@@ -195,6 +209,7 @@ def run_atlas(model: str, out: str | Path, *, layers: Sequence[str] | None = Non
     """
     from ..examples import run_examples
     from ..faithfulness import run_faithfulness
+    from ..hooks import resolve_layer
     from ..models import load_model
     from ..outputs import atomic_write_text, prepare_output_dir, safe_join
     from ..runtime import pick_device
@@ -205,12 +220,18 @@ def run_atlas(model: str, out: str | Path, *, layers: Sequence[str] | None = Non
     say = notify or (lambda _m: None)
     net, info = load_model(ModelSpec(name=model))
     chosen = list(layers) if layers else block_layers(net, info, kind)
+    for name in chosen:
+        resolve_layer(net, name, field="--layers")
     data = atlas_data({"name": model}, chosen, units=units, steps=steps, size=size, device=device, overrides=overrides)
     spec = parse_spec(data)
-    out = prepare_output_dir(Path(out))
     dev = pick_device(spec.device)
-    existing = read_record(out)
-    plan = make_plan(spec, net, info, dev.type, recorded_batch=existing.get("batch_size") if existing else None)
+    existing = read_record(Path(out)) if Path(out).is_dir() else None
+    # the whole plan is checked before the output directory is made: bad input leaves nothing behind
+    try:
+        plan = make_plan(spec, net, info, dev.type, recorded_batch=existing.get("batch_size") if existing else None)
+    except (SpecError, LayerError) as e:
+        raise _named_by_option(e) from None
+    out = prepare_output_dir(Path(out))
     pending = resume_check(out, plan, shard_batches(plan.batches, *shard)).pending
     techniques = ", ".join(t.title for t in plan.techniques)
     say(f"atlas of {model}: {len(chosen)} layer(s) ({chosen[0]} .. {chosen[-1]}), {plan.total} render(s) "
