@@ -192,18 +192,22 @@ def test_transparency_maps_are_unit_files_and_shown_beside_each_technique(tmp_pa
     out = tmp_path / "out"
     assert sw.run_sweep(parse_spec(data), out).done == 4
     unit = json.loads((out / "units/diverse2/act2/00001.json").read_text())
-    assert sorted(f for f in unit["files"] if "_step" not in f) == ["units/diverse2/act2/00001.png", "units/diverse2/act2/00001_1.png",
-                                     "units/diverse2/act2/00001_1_alpha.png", "units/diverse2/act2/00001_alpha.png"]
+    assert sorted(f for f in unit["files"] if "_step" not in f) == [
+        f"units/diverse2/act2/00001{name}.png" for name in ("", "_1", "_1_alpha", "_1_rgba", "_alpha", "_rgba")]
     plain = copy.deepcopy(data)
     plain.pop("sweep")
     plain["objective"] = {"type": "channel", "layer": "act2", "units": [0, 1]}
     result = featviz_cli.render(plain)  # the channel technique's map is the render's own transparency map
-    from featviz_cli.outputs import heat_map
+    from featviz_cli.outputs import heat_map, with_alpha
     from PIL import Image
     import numpy as np
 
     with Image.open(out / "units/channel/act2/00001_alpha.png") as im:
         assert (np.asarray(im.convert("RGB")) == heat_map(result.alpha[1])).all()
+    with Image.open(out / "units/channel/act2/00001_rgba.png") as im:  # the render with the map as its alpha
+        assert im.mode == "RGBA"
+        assert (np.asarray(im) == with_alpha(to_uint8(result.images[1:2].permute(0, 2, 3, 1))[0], result.alpha[1])).all()
     page = (out / "gallery/act2/unit_00001.html").read_text()
     assert page.count('alt="alpha"') == 3 and "00001_1_alpha.png" in page  # one per image, both techniques
+    assert page.count('alt="rgba"') == 3 and "render, map as alpha" in page
     assert sw.run_sweep(parse_spec(data), out).done_before == 4  # and they count as the unit's files on a rerun

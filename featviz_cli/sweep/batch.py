@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from .. import __version__
 from ..config import Spec
-from ..outputs import heat_map, remove_temps, to_uint8
+from ..outputs import heat_map, remove_temps, to_uint8, with_alpha
 from .layout import UNITS_DIR
 from .plan import Batch, Plan
 from .record import utc_now
@@ -99,6 +99,7 @@ def render_batch(plan: Plan, batch: Batch, out: Path, model: Any, info: Any, dev
             "finished": utc_now(),
         }
         pictures = [(images[i], {s: v[i] for s, v in snaps.items()}) for i in range(first, first + k)]
-        maps = [{"alpha": heat_map(result.alpha[i])} for i in range(first, first + k)] if result.alpha is not None else []
+        maps = [{"alpha": heat_map(result.alpha[i]), "rgba": with_alpha(images[i], result.alpha[i])}
+                for i in range(first, first + k)] if result.alpha is not None else []
         write_unit(out, lp, unit, *pictures[0], record, others=pictures[1:], maps=maps)
     return todo

@@ -139,6 +139,10 @@ def unit_page(page: str, site: Site, layer: Layer, j: int, nav: Nav, examples: d
     )
 
 
+#: Captions of a unit's maps (``00005_alpha.png``: the heat map, ``00005_rgba.png``: the render with it as alpha).
+MAP_TITLES = {"alpha": "transparency map", "rgba": "render, map as alpha"}
+
+
 def _technique(page: str, site: Site, layer: Layer, tech: str | None, j: int) -> dict[str, Any]:
     """One technique's part of a unit's page: its images (each with snapshots and maps), values, links."""
     e = layer.rows[tech][j]
@@ -151,7 +155,8 @@ def _technique(page: str, site: Site, layer: Layer, tech: str | None, j: int) ->
         for k, rel in enumerate(e.get("images") or [e["image"]]):
             snaps = [{"src": href(page, s), "step": file_kind(s)[1]} for s in e.get("snapshots") or []
                      if file_kind(s)[0] == k]
-            maps = [{"src": href(page, m), "name": file_kind(m)[2]} for m in e.get("maps") or [] if file_kind(m)[0] == k]
+            maps = [{"src": href(page, m), "name": file_kind(m)[2], "title": MAP_TITLES.get(str(file_kind(m)[2]), "")}
+                    for m in e.get("maps") or [] if file_kind(m)[0] == k]
             images.append({"src": href(page, rel), "size": size, "px": scale > 1, "snapshots": snaps, "maps": maps,
                            "objective": number(values[k] if k < len(values) else None)})
     p = j // site.page_size

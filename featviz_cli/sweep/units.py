@@ -19,7 +19,7 @@ from .layout import UNITS_DIR
 from .plan import LayerPlan
 
 DONE, PENDING, CORRUPT = "done", "pending", "corrupt"
-# A unit's image, its other images (_1, _2: K diverse renders), their snapshots, and maps (_alpha).
+# A unit's image, its other images (_1, _2: K diverse renders), their snapshots, and maps (_alpha, _rgba).
 _OWN_SUFFIX = re.compile(r"(_\d{1,3})?(_step\d{5,})?(_[a-z]+)?\.png")
 
 
@@ -113,7 +113,8 @@ def write_unit(out: Path, lp: LayerPlan, unit: int, image: Any, snapshots: dict[
 
     ``others`` are further images of the unit with their snapshots (K diverse renders: images 1..K-1,
     ``00005_1.png``, ``00005_1_step00032.png``); the JSON then lists all of them under ``images``.
-    ``maps[k]`` are maps of image k by name (``{"alpha": heat map}``: ``00005_alpha.png``, ``00005_1_alpha.png``).
+    ``maps[k]`` are maps of image k by name (``{"alpha": heat map, "rgba": ...}``: ``00005_alpha.png``,
+    ``00005_1_alpha.png``, ``00005_rgba.png``).
     """
     ensure_dir(out, f"{UNITS_DIR}/{lp.dir}")
     files: dict[str, Any] = {}
