@@ -69,3 +69,36 @@ def test_a_class_atlas_names_its_class_and_a_bad_class_is_an_error(tmp_path: Pat
     photos = square_photos(tmp_path / "photos")
     with pytest.raises(SpecError, match=r"^--class: no class named 'nope'"):
         run_atlas(parse_spec(SPEC), photos, tmp_path / "a", klass="nope")
+
+
+def test_inputs_are_checked_before_the_output_directory_is_made(tmp_path: Path) -> None:
+    photos = square_photos(tmp_path / "photos")
+    out = tmp_path / "out" / "atlas"
+    cases = [({"klass": 10}, r"^--class: class 10 is out of range: the model has 10 outputs \(0\.\.9\)\.$"),
+             ({"min_count": 30, "samples": 20}, r"^--min-count: 30 points per cell from a sample of 20 \(--samples\)"),
+             ({"min_count": 300}, r"^--min-count: 300 points per cell, but 4 image\(s\) of 8 x 8 positions with 0 "
+                                  r"crop\(s\) each give at most 256; lower --min-count or add --crops\.$"),
+             ({"layout": "pca"}, r"^--layout: 'pca' is not auto, umap or tsne\.$"),
+             ({"grid": 0}, r"^--grid: must be >= 1\.$")]
+    for kwargs, message in cases:
+        with pytest.raises(SpecError, match=message):
+            run_atlas(parse_spec(SPEC), photos, out, **kwargs)
+    pooled = {**SPEC, "objective": {"type": "channel", "layer": "pool", "unit": 0}}
+    with pytest.raises(SpecError, match=r"^objective\.layer: layer 'pool' has no spatial map"):
+        run_atlas(parse_spec(pooled), photos, out)
+    assert not (tmp_path / "out").exists()
+
+
+def test_too_fine_a_grid_found_after_the_sample_keeps_it_for_the_rerun(tmp_path: Path) -> None:
+    photos = square_photos(tmp_path / "photos")
+    out = tmp_path / "atlas"
+    with pytest.raises(SpecError, match=r"^--min-count: no cell of the 12 x 12 grid holds 40 points; .* \(the sample "
+                                        r"with its layout stays in .*atlas; the rerun reuses it\.\)$"):
+        run_atlas(parse_spec(SPEC), photos, out, samples=200, min_count=40, layout="tsne")
+    assert sorted(p.name for p in out.iterdir()) == ["layout.npz", next(out.glob("sample-*.pt")).name]
+    notes: list[str] = []
+    mtime = (out / "layout.npz").stat().st_mtime_ns
+    with pytest.raises(SpecError, match=r"^--min-count: no cell of the 12 x 12 grid holds 41 points"):
+        run_atlas(parse_spec(SPEC), photos, out, samples=200, min_count=41, layout="tsne", notify=notes.append)
+    assert notes and "4 of 4 images already sampled" in notes[0]
+    assert (out / "layout.npz").stat().st_mtime_ns == mtime  # the layout was not computed again
