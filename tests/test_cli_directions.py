@@ -170,4 +170,7 @@ def test_featviz_factors_writes_the_matrix_the_maps_and_the_page(tmp_path: Path)
                                                                 for j in range(2)]
     page = (out / "index.html").read_text()
     assert page.count('src="renders/units/act3/') == 3 and page.count('src="maps/') == 6
+    for i in range(3):  # each render links to its page in the renders' gallery
+        assert f'href="renders/gallery/act3/unit_{i:05d}.html"' in page and (out / "renders" / "gallery" / "act3" /
+                                                                             f"unit_{i:05d}.html").is_file()
     assert json.loads((out / "renders" / "manifest.json").read_text())["done"] == 3

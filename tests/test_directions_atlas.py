@@ -102,3 +102,48 @@ def test_too_fine_a_grid_found_after_the_sample_keeps_it_for_the_rerun(tmp_path:
         run_atlas(parse_spec(SPEC), photos, out, samples=200, min_count=41, layout="tsne", notify=notes.append)
     assert notes and "4 of 4 images already sampled" in notes[0]
     assert (out / "layout.npz").stat().st_mtime_ns == mtime  # the layout was not computed again
+
+
+def test_the_page_fits_the_atlas_zooms_pans_names_a_cell_and_opens_it(tmp_path: Path) -> None:
+    from directions_helpers import browser_or_skip, mouse, rect
+
+    photos = square_photos(tmp_path / "photos")
+    page = run_atlas(parse_spec({**SPEC, "steps": 2}), photos, tmp_path / "atlas", grid=3, samples=300, crops=2,
+                     min_count=5, layout="tsne")
+    doc = json.loads((tmp_path / "atlas" / "atlas.json").read_text())
+    for i, c in enumerate(doc["cells"]):
+        assert c["page"] == f"renders/gallery/act3/unit_{i:05d}.html" and (tmp_path / "atlas" / c["page"]).is_file()
+    with browser_or_skip() as b:
+        b.open(page.as_uri())
+        assert b.eval("document.images[0].naturalWidth") == 3 * doc["cell_size"]
+        box, img = rect(b, "atlas"), rect(b, "atlas-img")
+        # fitted: the whole atlas in the box, centred
+        assert img["width"] <= box["width"] + 1 and img["height"] <= box["height"] + 1
+        assert min(box["width"] - img["width"], box["height"] - img["height"]) < 3
+        assert abs((img["x"] + img["width"] / 2) - (box["x"] + box["width"] / 2)) < 2
+        fitted = b.eval("document.getElementById('zlevel').textContent")
+        mouse(b, "mouseWheel", box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, deltaX=0, deltaY=-120)
+        assert rect(b, "atlas-img")["width"] == pytest.approx(img["width"] * 1.25, rel=1e-3)
+        zoomed = rect(b, "atlas-img")
+
+        def press(key: str, code: int) -> None:
+            for kind in ("keyDown", "keyUp"):
+                b.call("Input.dispatchKeyEvent", {"type": kind, "key": key, "code": key,
+                                                  "windowsVirtualKeyCode": code}, session=True)
+
+        press("ArrowLeft", 37)  # pans by 40 px
+        assert rect(b, "atlas-img")["x"] == pytest.approx(zoomed["x"] + 40, abs=0.5)
+        press("0", 48)  # fits again
+        assert b.eval("document.getElementById('zlevel').textContent") == fitted and rect(b, "atlas-img") == img
+        # a kept cell under the pointer is named with its count (rows count up from the bottom)
+        c = max(doc["cells"], key=lambda c: c["row"])
+        x = img["x"] + (c["col"] + 0.5) * img["width"] / 3
+        y = img["y"] + (3 - 1 - c["row"] + 0.5) * img["height"] / 3
+        mouse(b, "mouseMoved", x, y)
+        assert b.eval("document.getElementById('zcell').textContent") == \
+            f"\u00b7 cell {c['row']}, {c['col']} (row from the bottom, column): {c['count']} points"
+        b.events.clear()
+        mouse(b, "mousePressed", x, y, button="left", clickCount=1)
+        mouse(b, "mouseReleased", x, y, button="left", clickCount=1)
+        b.wait_event("Page.loadEventFired")
+        assert b.eval("location.href").endswith(c["page"])

@@ -6,7 +6,8 @@ Layout of OUT::
     OUT/sample-<hash>.pt      the sample's checkpoint (a killed pass resumes)
     OUT/layout.npz            the 2-D positions of the sample (UMAP, cosine; t-SNE without umap-learn)
     OUT/cells.npy             the mean activation vector of each kept cell: the dictionary rendered
-    OUT/atlas.json            grid size, per cell (row order of cells.npy) its grid position and count
+    OUT/atlas.json            grid size, per cell (row order of cells.npy) its grid position, count, render
+                              and the render's page in the renders' gallery
     OUT/renders/              the dictionary sweep of cells.npy (resumable, sha256, its own gallery)
     OUT/atlas.png             the renders placed at their cells
     OUT/index.html            the zoomable page (written last)
@@ -135,6 +136,8 @@ def _build(spec: Spec, layer: str, model: Any, info: Any, images: Path, out: Pat
            crops: int, min_count: int, cls: int | None, layout: str, cossim_pow: float, progress: Any,
            notify: Callable[[str], None] | None, stop: Any) -> Path:
     """The atlas's passes into the prepared ``out`` (see the module's layout)."""
+    from ..sweep.gallery import unit_page_rel
+
     identity = dataclasses.asdict(spec.model)
     fingerprint = {"model": identity, "layer": layer, "samples": samples, "crops": crops, "seed": spec.seed,
                    "class": cls, "images": str(images.resolve())}
@@ -159,12 +162,15 @@ def _build(spec: Spec, layer: str, model: Any, info: Any, images: Path, out: Pat
     doc = {"layer": layer, "model": spec.model.name, "grid": grid, "min_count": min_count, "layout": used,
            "sampled": int(len(vectors)), "images": s.done, "crops": crops, "cell_size": size,
            "class": None if cls is None else {"index": cls, "name": names[cls] if names else str(cls)},
-           "done": report.done, "cells": [{**c, "render": f"{RENDERS_DIR}/units/{layer_dir}/{i:05d}.png"}
+           "done": report.done, "cells": [{**c, "render": f"{RENDERS_DIR}/units/{layer_dir}/{i:05d}.png",
+                                           "page": f"{RENDERS_DIR}/{unit_page_rel(layer_dir, i)}"}
                                           for i, c in enumerate(cells)]}
     atomic_write_json(out / "atlas.json", doc)
     title = f"activation atlas of {layer}" + (f" for class {doc['class']['name']}" if cls is not None else "")
     atomic_write_text(out / "index.html", render("atlas.html", title=f"featviz \u00b7 {title}",
                                                  heading=f"{spec.model.name} \u00b7 {title}", doc=doc,
+                                                 cells=[{k: c[k] for k in ("row", "col", "count", "page")}
+                                                        for c in doc["cells"]],
                                                  width=grid * size, height=grid * size))
     return out / "index.html"
 

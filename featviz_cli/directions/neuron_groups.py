@@ -89,6 +89,8 @@ def _factors(spec: Spec, layer: str, model: Any, info: Any, images: Path, out: P
              samples: int, crops: int, maps: int, render_steps: bool, cossim_pow: float, progress: Any,
              notify: Callable[[str], None] | None, stop: Any) -> Path:
     """The passes of ``featviz factors`` into the prepared ``out``."""
+    from ..sweep.gallery import unit_page_rel
+
     identity = dataclasses.asdict(spec.model)
     ckpt = checkpoint_for(out, "sample", {"model": identity, "layer": layer, "samples": samples, "crops": crops,
                                           "seed": spec.seed, "images": str(images.resolve())})
@@ -109,9 +111,10 @@ def _factors(spec: Spec, layer: str, model: Any, info: Any, images: Path, out: P
     if render_steps:
         report = render_dictionary(spec, layer, matrix, out / RENDERS_DIR, cossim_pow=cossim_pow, progress=progress,
                                    notify=notify, stop=stop)
-    rows = [{"factor": i, "render": (f"{RENDERS_DIR}/units/{_layer_dir(out)}/{i:05d}.png"
-                                     if report is not None and render_path(out / RENDERS_DIR, _layer_dir(out), i).is_file()
-                                     else None),
+    layer_dir = _layer_dir(out) if report is not None else ""
+    rendered = [report is not None and render_path(out / RENDERS_DIR, layer_dir, i).is_file() for i in range(n)]
+    rows = [{"factor": i, "render": f"{RENDERS_DIR}/units/{layer_dir}/{i:05d}.png" if rendered[i] else None,
+             "page": f"{RENDERS_DIR}/{unit_page_rel(layer_dir, i)}" if rendered[i] else None,
              "maps": [m for m in shown if m["factor"] == i]} for i in range(n)]
     page = render("factors.html", title=f"featviz \u00b7 {n} {method} factors of {layer}",
                   heading=f"{spec.model.name} \u00b7 {layer}: {n} {method.upper()} factors", rows=rows, method=method,
