@@ -13,6 +13,13 @@ show whether anything grows faster than linearly::
     python -m benchmarks.sweep_scale                          # 10,000 and 50,000 units, 16 px
     python -m benchmarks.sweep_scale --units 2000 --size 128  # the per-unit cost at a real image size
     python -m benchmarks.sweep_scale --units 10000 --profile  # where a warm rebuild's time goes
+    python -m benchmarks.sweep_scale --microscope --units 2500 5000 10000  # three techniques per unit,
+                                  # dataset examples (histograms) and faithfulness on every unit page
+
+With ``--microscope`` the units are split over three techniques (channel, neuron, two diverse
+images), every layer has an ``examples.json`` (top and bottom examples, a histogram per unit) and a
+faithfulness file per technique, as ``featviz examples`` and ``featviz faithfulness`` write them;
+``units`` counts every render (a unit once per technique).
 """
 from __future__ import annotations
 
@@ -49,17 +56,21 @@ class Wide(nn.Module):
         return [m(x) for m in self.layers.values()]
 
 
-def _spec(layers: list[str], size: int, batch: int, page_size: int) -> Any:
+TECHNIQUES = ["channel", "neuron", {"diverse": 2}]
+
+
+def _spec(layers: list[str], size: int, batch: int, page_size: int, microscope: bool = False) -> Any:
+    sweep = {"batch": batch, "page_size": page_size, **({"techniques": TECHNIQUES} if microscope else {})}
     return parse_spec({"model": {"name": "test_tiny"}, "objective": {"type": "channel", "layer": layers, "units": "all"},
-                       "param": {"size": size}, "steps": 512, "device": "cpu",
-                       "sweep": {"batch": batch, "page_size": page_size}})
+                       "param": {"size": size}, "steps": 512, "device": "cpu", "sweep": sweep})
 
 
 def _write_units(out: Path, plan: sw.Plan, size: int) -> None:
     """Every unit's PNG and JSON, as ``render_batch`` writes them, with random pixels for images."""
     rng = np.random.default_rng(0)
     for b in plan.batches:
-        lp = plan.layer(b.layer)
+        lp = plan.files(b)
+        k = (plan.technique(b).images if plan.technique(b) else 1)
         for pos, unit in enumerate(b.units):
             record = {"featviz": "bench", "spec_hash": plan.spec_hash, "layer": lp.layer, "unit": unit,
                       "label": lp.label(unit), "type": "channel", "objective": float(unit), "steps": 512, "seed": 0,
@@ -68,7 +79,44 @@ def _write_units(out: Path, plan: sw.Plan, size: int) -> None:
                                 "step_ms": 125.0},
                       "shard": "0/1", "worker": 0, "host": "bench", "pid": 0, "finished": utc_now()}
             image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-            sw.write_unit(out, lp, unit, image, {}, record)
+            others = [(rng.integers(0, 256, (size, size, 3), dtype=np.uint8), {}) for _ in range(k - 1)]
+            sw.write_unit(out, lp, unit, image, {}, record, others=others)
+
+
+def _write_microscope(out: Path, plan: sw.Plan) -> None:
+    """Per layer an ``examples.json`` (two top and two bottom examples sharing one crop, a histogram per
+    unit) and per layer and technique a faithfulness file, as the examples and faithfulness steps write them."""
+    from featviz_cli.examples.layout import layer_rel
+    from featviz_cli.faithfulness.layout import layer_file
+    from featviz_cli.outputs import ensure_dir, png_bytes, safe_join, sha256_file
+    from featviz_cli.sweep.units import read_unit
+
+    crop = png_bytes(np.full((32, 32, 3), 128, dtype=np.uint8))
+    for lp in plan.layers:
+        base = ensure_dir(out, layer_rel(lp.layer))
+        (base / "crop.png").write_bytes(crop)
+        (base / "full.jpg").write_bytes(crop)
+        ex = [{"rank": r, "source": f"photo_{r}.jpg", "activation": 2.0 - r, "x": 1, "y": 1, "full": "full.jpg",
+               "crop": "crop.png", "box": [0, 0, 8, 8], "width": 64, "height": 64} for r in range(2)]
+        units = {str(u): {"top": ex, "bottom": ex} for u in lp.units}
+        stats = {str(u): {"count": 1000, "mean": 0.5, "std": 0.2, "min": 0.0, "max": 2.0,
+                          "hist": {"start": 0.0, "width": 0.0625, "counts": list(range(32))}} for u in lp.units}
+        atomic_write_json(base / "examples.json", {"layer": lp.layer, "model": "wide", "k": 2, "images_seen": 1000,
+                                                   "images_root": "/photos", "units": units,
+                                                   "stats": {"value": "maximum over space", "bins": 32, "units": stats}})
+        sha = sha256_file(base / "examples.json")
+        for t in plan.techniques:
+            tl = lp.rendered_by(t)
+            rows = [{"layer": f"early{i}", "render": 0.3, "top": 0.9, "random": 0.1, "score": 0.25} for i in range(4)]
+            faith = {}
+            for u in lp.units:
+                unit = read_unit(out, tl, u, plan.spec_hash)
+                shas = [unit["files"][rel]["sha256"] for rel in unit.get("images") or [unit["image"]]]
+                faith[str(u)] = {"sha256": shas[0], **({"sha256s": shas} if len(shas) > 1 else {}),
+                                 "activation": 3.0, "top_activation": 2.0, "ratio": 1.5, "path": 0.25,
+                                 "flagged": True, "threshold": 0.5, "layers": rows}
+            ensure_dir(out, str(Path(layer_file(tl.dir)).parent))
+            atomic_write_json(safe_join(out, layer_file(tl.dir)), {"examples_sha256": sha, "units": faith})
 
 
 def _timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[float, Any]:
@@ -77,23 +125,31 @@ def _timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[float, Any]:
     return time.perf_counter() - t0, result
 
 
-def measure(n_units: int, per_layer: int, size: int, root: Path, profile: bool = False) -> dict[str, float]:
+def measure(n_units: int, per_layer: int, size: int, root: Path, profile: bool = False,
+            microscope: bool = False) -> dict[str, float]:
     """Plan, write, resume-check and rebuild a sweep of ``n_units``; return the seconds of each."""
+    per_unit = len(TECHNIQUES) if microscope else 1
     n_layers = max(1, -(-n_units // per_layer))
-    width = n_units // n_layers
+    width = n_units // n_layers // per_unit
     model = Wide(n_layers, width)
     info = SimpleNamespace(name="wide", weights="none", input_size=8, class_names=None)
-    spec = _spec([f"layers.l{i}" for i in range(n_layers)], size, batch=64, page_size=64)
+    spec = _spec([f"layers.l{i}" for i in range(n_layers)], size, batch=64, page_size=64, microscope=microscope)
     out = root / f"sweep-{n_units}"
     out.mkdir()
-    figures: dict[str, float] = {"units": n_layers * width, "layers": n_layers}
+    figures: dict[str, float] = {"units": n_layers * width * per_unit, "layers": n_layers}
     figures["plan_s"], plan = _timed(sw.make_plan, spec, model, info)
     sw.open_run(out, plan, info, None, new_run=False)
     figures["write_s"], _ = _timed(_write_units, out, plan, size)
+    if microscope:
+        _write_microscope(out, plan)
     figures["resume_s"], resume = _timed(sw.resume_check, out, plan, plan.batches)
     assert resume.done == plan.total and not resume.pending, "the resume check did not find every unit done"
     figures["rebuild_cold_s"], rebuilt = _timed(sw.rebuild, out)
     assert rebuilt.manifest["done"] == plan.total
+    if microscope:
+        missing = [e for e in rebuilt.manifest["units"] if not e.get("faithfulness")  # examples: listed once,
+                   or (e.get("technique") == "channel" and not e.get("examples"))]  # under the first technique
+        assert not missing, missing[0]
     if profile:
         prof = cProfile.Profile()
         prof.enable()
@@ -116,13 +172,15 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=16, help="image size of the fake units, px")
     ap.add_argument("--dir", type=Path, default=None, help="where to write (default: a temporary directory)")
     ap.add_argument("--profile", action="store_true", help="profile the warm rebuild of each size")
+    ap.add_argument("--microscope", action="store_true",
+                    help="three techniques per unit, dataset examples and faithfulness on every unit page")
     args = ap.parse_args()
     torch.set_num_threads(2)
     root = Path(tempfile.mkdtemp(prefix="featviz-scale-", dir=args.dir))
     rows = []
     try:
         for n in args.units:
-            rows.append(measure(n, args.per_layer, args.size, root, args.profile))
+            rows.append(measure(n, args.per_layer, args.size, root, args.profile, args.microscope))
             r = rows[-1]
             print(f"{int(r['units'])} units done ({int(r['layers'])} layers)", file=sys.stderr, flush=True)
     finally:

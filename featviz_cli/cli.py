@@ -7,20 +7,17 @@ Diagnostics go to stderr, results (paths, listings, schema) to stdout.
 """
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-from . import __version__
-from .cli_directions import COMMANDS as DIRECTION_COMMANDS
-from .errors import FeatvizError, SpecError
-from .progress import ProgressDisplay
+from . import __version__, cli_directions, cli_microscope
+from .cli_common import (ConfigArg, DeviceOpt, OutOpt, QuietOpt, SeedOpt, SetOpt, StepsOpt, command, display, load,
+                         say, state)
+from .errors import SpecError
 
 app = typer.Typer(
     name="featviz",
@@ -30,20 +27,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain usage errors: one greppable line in CI logs
 )
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-_state = {"debug": False}
-
-ConfigArg = Annotated[
-    Path, typer.Argument(help="YAML experiment spec.", exists=True, dir_okay=False, readable=True)
-]
-OutOpt = Annotated[Optional[Path], typer.Option("--out", "-o", help="Output directory (overrides output.dir).")]
-StepsOpt = Annotated[Optional[int], typer.Option(help="Optimization steps (overrides steps).", min=1)]
-DeviceOpt = Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
-SeedOpt = Annotated[Optional[int], typer.Option(help="Random seed.", min=0)]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
-SetOpt = Annotated[
-    Optional[list[str]], typer.Option("--set", "-s", metavar="KEY.PATH=VALUE", help="Override a spec value (repeatable), e.g. --set param.size=64.")
-]
 
 
 def _version(value: bool) -> None:
@@ -60,46 +43,7 @@ def main_options(
     ] = False,
 ) -> None:
     """Feature visualization by optimization for PyTorch vision models."""
-    _state["debug"] = debug
-
-
-def command(fn: Callable[..., None]) -> Callable[..., None]:
-    """A command's error boundary: library errors become one ``Error:`` line on stderr and an exit code."""
-
-    @functools.wraps(fn)
-    def run(*args: Any, **kwargs: Any) -> None:
-        try:
-            fn(*args, **kwargs)
-        except FeatvizError as e:
-            if _state["debug"]:
-                raise
-            if err.is_terminal:
-                err.print(f"[bold red]Error:[/] {escape(str(e))}")
-            else:
-                print(f"Error: {e}", file=sys.stderr)
-            raise typer.Exit(e.exit_code) from None
-        except KeyboardInterrupt:
-            print("Interrupted; files already written are complete.", file=sys.stderr)
-            raise typer.Exit(130) from None
-        except (typer.Exit, typer.Abort):
-            raise
-        except Exception as e:  # noqa: BLE001 - the boundary: anything else is reported in one line
-            if _state["debug"]:
-                raise
-            print(f"Error: unexpected {type(e).__name__}: {e} (rerun with --debug for the traceback)", file=sys.stderr)
-            raise typer.Exit(1) from None
-
-    return run
-
-
-def _load(config: Path, overrides: list[str] | None, *, out: Path | None = None, **cli: Any) -> Any:
-    """Load and validate a spec with ``--set`` overrides and the typed CLI options; ``out`` sets output.dir."""
-    from .config import load_spec
-
-    spec = load_spec(config, overrides or [], **cli)
-    if out is not None:
-        spec.output.dir = str(out)
-    return spec
+    state["debug"] = debug
 
 
 @app.command()
@@ -125,11 +69,11 @@ def render(
                         + (", not both." if config else "."))
     if example is not None:
         config, out = _bundled_spec(example), out or Path(f"featviz-{example}")
-    spec = _load(config, set_, steps=steps, device=device, seed=seed, out=out)
-    with _display(quiet) as progress:
+    spec = load(config, set_, steps=steps, device=device, seed=seed, out=out)
+    with display(quiet) as progress:
         examples_progress = progress.stage("images", "images/s") if progress else None
         result, files = render_to_dir(spec, spec.output.dir, progress=progress, examples_progress=examples_progress,
-                                      notify=None if quiet else _say)
+                                      notify=None if quiet else say)
     out_dir = Path(spec.output.dir)
     grid = out_dir / "grid.png"
     print(f"Rendered {len(result.labels)} image(s) in {result.timings['optimize_s']:.1f}s "
@@ -150,13 +94,36 @@ def _bundled_spec(name: str) -> Path:
     return root / f"{name}.yaml"
 
 
+VALIDATE_FOR = ("render", "sweep", "examples")
+
+
 @app.command()
 @command
-def validate(config: ConfigArg, set_: SetOpt = None) -> None:
+def validate(
+    config: ConfigArg,
+    set_: SetOpt = None,
+    for_: Annotated[str, typer.Option("--for", metavar="COMMAND", help=(
+        "The command the spec is for: render (default), sweep or examples; the verdict is that command's "
+        "(e.g. units: 0:16 is a sweep's). Checks that need the model (layer names, unit ranges) run when it runs."))] = "render",
+) -> None:
     """Check a spec without loading any model."""
-    spec = _load(config, set_)
+    from .config import check_render
+
+    if for_ not in VALIDATE_FOR:
+        raise SpecError("--for", f"{for_!r} is not a command that takes a spec; use one of: {', '.join(VALIDATE_FOR)}.")
+    spec = load(config, set_)
+    note = ""
+    if for_ == "render":
+        check_render(spec)
+    elif for_ == "sweep":
+        from .sweep.plan import sweep_term
+
+        sweep_term(spec)
+        note = " for 'featviz sweep'"
+    else:
+        note = " for 'featviz examples'" + ("" if spec.dataset.images else " (give it --images DIR: no dataset.images)")
     terms = ", ".join(f"{t.type} {t.layer or 'output'}" for t in spec.objective)
-    typer.echo(f"OK: {config} (model {spec.model.name}; {terms}; {spec.steps} steps)")
+    typer.echo(f"OK: {config} (model {spec.model.name}; {terms}; {spec.steps} steps){note}")
 
 
 @app.command()
@@ -203,12 +170,12 @@ def examples(
     """Find the dataset images that excite each unit most, with crops sized by the receptive field."""
     from .examples import run_examples
 
-    spec = _load(config, set_, device=device, **{
+    spec = load(config, set_, device=device, **{
         "dataset.images": str(images) if images is not None else None, "dataset.k": k, "dataset.bottom": bottom,
         "dataset.workers": workers, "dataset.batch_size": batch_size,
     }, out=out)
-    with _display(quiet, what="images", value_name="images/s") as progress:
-        result, paths = run_examples(spec, restart=restart, progress=progress, notify=None if quiet else _say)
+    with display(quiet, what="images", value_name="images/s") as progress:
+        result, paths = run_examples(spec, restart=restart, progress=progress, notify=None if quiet else say)
     _report_examples(result, paths)
 
 
@@ -219,7 +186,7 @@ def _report_examples(result: Any, paths: dict[str, Path]) -> None:
     speed = ("all from the checkpoint" if result.resumed_from == result.files
              else f"at {result.timings['images_per_s']:.1f} images/s")
     repaired = f"; repaired {describe_files(result.repaired)}" if result.repaired else ""
-    _say(f"Ranked {result.images_seen} image(s) for {len(result.layers)} layer(s) "
+    say(f"Ranked {result.images_seen} image(s) for {len(result.layers)} layer(s) "
          f"({result.unreadable} unreadable), {speed}{repaired}")
     for path in paths.values():
         typer.echo(str(path.parent / "index.html"))
@@ -249,24 +216,24 @@ def sweep(
     """Render every unit of the spec's layers in batches: resumable, shardable, with an HTML gallery."""
     from . import sweep as sw
 
-    spec = _load(config, set_, steps=steps, device=device, seed=seed, out=out)
+    spec = load(config, set_, steps=steps, device=device, seed=seed, out=out)
     part = sw.parse_shard(shard) if shard is not None else (0, 1)
     workers = sw.parse_devices(devices, spec.device)
     grace_s = sw.DEFAULT_GRACE_S if grace is None else grace
-    with _display(quiet, units=True) as progress, sw.interrupt_guard(_say, grace_s) as stop:
+    with display(quiet, units=True) as progress, sw.interrupt_guard(say, grace_s) as stop:
         report = sw.run_sweep(spec, spec.output.dir, shard=part, devices=workers, new_run=new_run,
-                              progress=progress, stop=stop, notify=_say)
+                              progress=progress, stop=stop, notify=say)
     where = f" (shard {part[0]}/{part[1]})" if part[1] > 1 else ""
     if report.abandoned:
-        _say(f"Abandoned {len(report.abandoned)} batch(es) in progress: they could not be saved within the "
+        say(f"Abandoned {len(report.abandoned)} batch(es) in progress: they could not be saved within the "
              f"grace period.")
-    _say(f"{report.done} of {report.total} unit(s){where} done: {len(report.rendered)} rendered now, "
+    say(f"{report.done} of {report.total} unit(s){where} done: {len(report.rendered)} rendered now, "
          f"{report.done_before} before, in {report.elapsed_s:.1f}s on {', '.join(report.devices)}.")
     if report.interrupted:
         if stop.exit_code == sw.EXIT_TERMINATED:
-            _say("Terminated; finished units are saved and the manifest is rebuilt. Rerun the same command to resume.")
+            say("Terminated; finished units are saved and the manifest is rebuilt. Rerun the same command to resume.")
         else:
-            _say("Interrupted; finished units are saved. Rerun the same command to resume.")
+            say("Interrupted; finished units are saved. Rerun the same command to resume.")
         raise typer.Exit(stop.exit_code)
     if report.failures:
         print(f"Error: {'; '.join(report.failures)}; {report.total - report.done} unit(s) not rendered. "
@@ -305,16 +272,8 @@ def gallery(
 
     result = rebuild(directory, page_size=page_size)
     m = result.manifest
-    _say(f"{m['done']} of {m['total']} unit(s) done, {m['pending']} pending, {m['corrupt']} corrupt.")
+    say(f"{m['done']} of {m['total']} unit(s) done, {m['pending']} pending, {m['corrupt']} corrupt.")
     typer.echo(str(result.index))
-
-
-def _say(message: str) -> None:
-    """A diagnostic line on stderr (through rich on a terminal, so it does not break a progress bar)."""
-    if err.is_terminal:
-        err.print(escape(message))
-    else:
-        print(message, file=sys.stderr, flush=True)
 
 
 @app.command()
@@ -326,12 +285,8 @@ def schema() -> None:
     typer.echo(json.dumps(json_schema(), indent=2))
 
 
-def _display(quiet: bool, **kwargs: Any) -> ProgressDisplay:
-    """Progress on stderr (see ``progress.ProgressDisplay``)."""
-    return ProgressDisplay(err, quiet, **kwargs)
-
-
-for _name, _fn in DIRECTION_COMMANDS:  # factors, caricature, grid, activation-atlas
+# factors, caricature, grid, activation-atlas; atlas, faithfulness
+for _name, _fn in cli_directions.COMMANDS + cli_microscope.COMMANDS:
     app.command(_name)(command(_fn))
 
 

@@ -1,35 +1,26 @@
 """The commands beyond single neurons: ``factors``, ``caricature``, ``grid`` and ``activation-atlas``.
 
-Registered on the app by ``cli.py`` (each wrapped in its error boundary ``cli.command``); each
+Registered on the app by ``cli.py`` (each wrapped in its error boundary ``cli_common.command``); each
 parses, calls ``featviz_cli.directions`` and prints the page it wrote on stdout.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Callable, Optional
 
 import typer
+
+from .cli_common import QuietOpt, SetOpt, StepsOpt, display, load, say
 
 ConfigArg = Annotated[Path, typer.Argument(help="YAML experiment spec (model, param, transforms, steps; the first "
                                                 "objective term's layer).", exists=True, dir_okay=False, readable=True)]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output directory.")]
 ImagesOpt = Annotated[Path, typer.Option("--images", "-i", help="Folder of images, searched recursively.")]
-StepsOpt = Annotated[Optional[int], typer.Option(help="Optimization steps (overrides steps).", min=1)]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", metavar="KEY.PATH=VALUE",
-                                                     help="Override a spec value (repeatable).")]
 PowOpt = Annotated[float, typer.Option("--cossim-pow", min=0, help="Power of the cosine similarity multiplying the "
                                                                    "dot product (Lucid's direction_neuron).")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 SamplesOpt = Annotated[int, typer.Option(min=1, help="Activation vectors kept in the sample (reservoir sampling of "
                                                       "random positions: memory does not grow with the folder).")]
 CropsOpt = Annotated[int, typer.Option(min=0, help="Random crops of each image added to the sample (small folders).")]
-
-
-def _ui() -> tuple[Callable[..., Any], Callable[..., Any], Callable[[str], None]]:
-    """The spec loader, the progress display and the diagnostic printer of ``cli`` (a lazy import: cli imports us)."""
-    from .cli import _display, _load, _say
-
-    return _load, _display, _say
 
 
 def factors(config: ConfigArg, images: ImagesOpt, out: OutOpt = Path("factors"),
@@ -43,7 +34,6 @@ def factors(config: ConfigArg, images: ImagesOpt, out: OutOpt = Path("factors"),
     """Factorize a layer's activations over a folder (neuron groups): the N x C matrix, maps and renders."""
     from .directions.neuron_groups import run_factors
 
-    load, display, say = _ui()
     spec = load(config, set_, steps=steps)
     with display(quiet, units=True) as progress:
         page = run_factors(spec, images, out, n=n, method=method, samples=samples, crops=crops, maps=maps,
@@ -60,7 +50,6 @@ def caricature(config: ConfigArg, image: Annotated[Path, typer.Option("--image",
     """Render caricatures of a photo (feature inversion), one layer per batch element, into OUT/caricatures/."""
     from .directions.caricature import run_caricatures
 
-    load, display, say = _ui()
     spec = load(config, set_, steps=steps)
     chosen = [x.strip() for x in layers.split(",") if x.strip()] if layers is not None else None
     with display(quiet) as progress:
@@ -79,7 +68,6 @@ def grid(config: ConfigArg, image: Annotated[Path, typer.Option("--image", help=
     from .directions.grid import run_grid
     from .directions.neuron_groups import spec_layer
 
-    load, display, say = _ui()
     spec = load(config, set_, steps=steps)
     with display(quiet) as progress:
         page = run_grid(spec, image, out, layer=layer or spec_layer(spec), cossim_pow=cossim_pow, shared=shared,
@@ -100,7 +88,6 @@ def activation_atlas(config: ConfigArg, images: ImagesOpt, out: OutOpt = Path("a
     """Build an activation atlas of a layer over a folder: layout, grid cells, their renders, a zoomable page."""
     from .directions.atlas import run_atlas
 
-    load, display, say = _ui()
     spec = load(config, set_, steps=steps)
     cls: int | str | None = int(klass) if klass is not None and klass.isdigit() else klass
     with display(quiet, units=True) as progress:

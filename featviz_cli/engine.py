@@ -18,8 +18,8 @@ import torch.nn as nn
 from . import objectives as obj
 from . import runtime as rt
 from . import transforms as tf
-from .config import Spec, sweep_only_field
-from .errors import OptimizationError, SpecError
+from .config import Spec, check_render
+from .errors import OptimizationError
 from .models import ModelInfo, load_model
 from .models.preprocess import Preprocess
 from .optimizers import make_optimizer, set_lr
@@ -57,6 +57,12 @@ class RenderResult:
     alpha: torch.Tensor | None = None
     #: With ``dataset.images``, ``render_to_dir`` puts the dataset examples pass here: (result, pages).
     examples: Any = None
+
+    def _repr_png_(self) -> bytes:
+        """The images as a labelled grid (PNG): how a notebook shows a result."""
+        from .outputs import png_bytes, preview_grid
+
+        return png_bytes(preview_grid(self.images.permute(0, 2, 3, 1), self.labels))
 
 
 @dataclass
@@ -100,11 +106,9 @@ def render(
     objective: obj.Objective | None = None,
 ) -> RenderResult:
     """Render the images a spec describes; a preloaded ``model``/``info`` skips loading. A prebuilt
-    ``objective`` replaces the spec's terms (``spec.param.batch`` images)."""
-    sweep_field = sweep_only_field(spec)
-    if sweep_field:
-        raise SpecError(sweep_field, "layer lists, 'all' and ranges are for sweeps: run 'featviz sweep SPEC', "
-                        "or give one layer and a list of units.")
+    ``objective`` replaces the spec's terms (``spec.param.batch`` images), so they may be a sweep's."""
+    if objective is None:
+        check_render(spec)
     t0 = time.perf_counter()
     execution = rt.Execution.resolve(spec.device, spec.precision, spec.channels_last, spec.compile)
     if model is None or info is None:

@@ -1,7 +1,7 @@
 """Exceptions users see. Each message says what is wrong and how to fix it.
 
 The CLI maps them to exit codes: input errors (spec, model, layer, unit,
-checkpoint) exit 2, failures at run time (NaN, unwritable output) exit 1.
+checkpoint, input directory) exit 2, failures at run time (NaN, unwritable output) exit 1.
 """
 from __future__ import annotations
 
@@ -37,6 +37,12 @@ class ModelError(FeatvizError):
 
 class LayerError(FeatvizError):
     """A layer name does not exist in the model, or a unit is out of range."""
+
+    exit_code = 2
+
+
+class InputError(FeatvizError):
+    """A file or directory given to a command is not what the command reads (e.g. not a sweep's directory)."""
 
     exit_code = 2
 

@@ -44,6 +44,20 @@ def _high(fds: tuple[int, int]) -> tuple[int, int]:
     return moved  # type: ignore[return-value]
 
 
+def _error_of(event: dict[str, Any]) -> str | None:
+    """The text of an event that reports an error on the page (an exception, console.error, a failed load)."""
+    method, params = event.get("method"), event.get("params") or {}
+    if method == "Runtime.exceptionThrown":
+        details = params.get("exceptionDetails") or {}
+        return f"exception: {(details.get('exception') or {}).get('description') or details.get('text')}"
+    if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
+        return "console.error: " + " ".join(str(a.get("value", a.get("description"))) for a in params.get("args", []))
+    if method == "Log.entryAdded" and (params.get("entry") or {}).get("level") == "error":
+        entry = params["entry"]
+        return f"{entry.get('source')}: {entry.get('text')} {entry.get('url') or ''}".strip()
+    return None
+
+
 class Browser:
     """One headless Chromium with a fresh profile and one page (tab)."""
 
@@ -67,7 +81,10 @@ class Browser:
         self.events: list[dict[str, Any]] = []
         target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
         self.session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        self.errors: list[str] = []  # JavaScript exceptions, console errors and failed loads, as they arrive
         self.call("Page.enable", session=True)
+        self.call("Runtime.enable", session=True)
+        self.call("Log.enable", session=True)
         self.call("Emulation.setDeviceMetricsOverride",
                   {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, session=True)
 
@@ -114,7 +131,11 @@ class Browser:
                 raise RuntimeError(f"chromium exited: {log}")
             self._buf += chunk
         msg, self._buf = self._buf.split(b"\0", 1)
-        return json.loads(msg)
+        event = json.loads(msg)
+        error = _error_of(event)
+        if error:
+            self.errors.append(error)
+        return event
 
     # -- page helpers
 

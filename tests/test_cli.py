@@ -14,16 +14,14 @@ from typing import Any
 import pytest
 import torch
 import torch.nn as nn
-import typer
 import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
 import featviz_cli
-from featviz_cli import cli
+from featviz_cli import cli_common
 from featviz_cli.cli import app
 from featviz_cli.config import parse_spec
-from featviz_cli.errors import LayerError, OptimizationError, SpecError
 from featviz_cli.models import ModelInfo, _registry
 
 from conftest import DATA, ROOT, featviz_cmd
@@ -35,9 +33,7 @@ STEP_LINE = re.compile(r"^step (\d+)/(\d+) objective \S+$")
 @pytest.fixture(autouse=True)
 def _no_sticky_debug(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each in-process invocation starts without --debug (see test_debug_does_not_stick)."""
-    state = getattr(cli, "_state", None)
-    if isinstance(state, dict):
-        monkeypatch.setitem(state, "debug", False)
+    monkeypatch.setitem(cli_common.state, "debug", False)
 
 
 @pytest.fixture
@@ -87,7 +83,7 @@ def test_version(runner: CliRunner) -> None:
     assert result.stdout == f"featviz {featviz_cli.__version__}\n"
 
 
-COMMANDS = ["render", "validate", "layers", "examples", "schema", "sweep", "gallery", "spectrum",
+COMMANDS = ["render", "validate", "layers", "examples", "schema", "sweep", "gallery", "spectrum", "atlas", "faithfulness",
             "factors", "caricature", "grid", "activation-atlas"]
 
 
@@ -108,7 +104,7 @@ def test_each_command_has_help(runner: CliRunner, command: str) -> None:
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0
     callback = next(c.callback for c in app.registered_commands if (c.name or c.callback.__name__) == command)
-    doc = callback.__doc__.strip()
+    doc = callback.__doc__.strip()  # some commands live in cli_microscope and cli_directions
     assert _squash(doc) in _squash(result.stdout)
 
 
@@ -134,43 +130,6 @@ def test_schema_prints_json(runner: CliRunner) -> None:
 
 
 # ---------------------------------------------------------------- the error boundary
-
-
-@pytest.mark.parametrize(
-    ("error", "code", "line"),
-    [
-        (SpecError("steps", "must be >= 1, got 0."), 2, "Error: steps: must be >= 1, got 0."),
-        (LayerError("objective.layer: no layer 'x'."), 2, "Error: objective.layer: no layer 'x'."),
-        (OptimizationError("the objective became nan at step 3"), 1, "Error: the objective became nan at step 3"),
-        (KeyboardInterrupt(), 130, "Interrupted; files already written are complete."),
-        (ValueError("odd"), 1, "Error: unexpected ValueError: odd (rerun with --debug for the traceback)"),
-    ],
-    ids=["spec", "layer", "optimization", "interrupt", "unexpected"],
-)
-def test_the_error_boundary_maps_errors_to_one_line_and_an_exit_code(
-        error: BaseException, code: int, line: str, capsys: pytest.CaptureFixture[str]) -> None:
-    @cli.command
-    def fails() -> None:
-        """A command that fails."""
-        raise error
-
-    with pytest.raises(typer.Exit) as e:
-        fails()
-    assert e.value.exit_code == code
-    captured = capsys.readouterr()
-    assert captured.err == line + "\n" and captured.out == ""
-    assert fails.__doc__ == "A command that fails." and fails.__name__ == "fails"
-
-
-def test_the_error_boundary_reraises_with_debug(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(cli._state, "debug", True)
-
-    @cli.command
-    def fails() -> None:
-        raise SpecError("steps", "bad")
-
-    with pytest.raises(SpecError):
-        fails()
 
 
 def test_every_command_goes_through_the_error_boundary() -> None:
@@ -208,6 +167,41 @@ def test_validate_bad_set(runner: CliRunner, tmp_path: Path, tiny_spec: dict) ->
     result = runner.invoke(app, ["validate", str(_spec_file(tmp_path, tiny_spec)), "--set", "steps"])
     assert result.exit_code == 2
     assert "--set: 'steps' is not key.path=value" in _one_error_line(result.stderr)
+
+
+def test_validate_gives_the_verdict_of_the_command_the_spec_is_for(runner: CliRunner, tmp_path: Path,
+                                                                  tiny_spec: dict) -> None:
+    tiny_spec["objective"] = {"type": "channel", "layer": "act2", "units": "0:16"}
+    spec = _spec_file(tmp_path, tiny_spec)
+    refused = runner.invoke(app, ["render", str(spec), "--out", str(tmp_path / "r")])
+    assert refused.exit_code == 2
+    for args in (["validate", str(spec)], ["validate", str(spec), "--for", "render"]):  # render is the default
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and result.stdout == ""
+        assert _one_error_line(result.stderr) == _one_error_line(refused.stderr)  # the same verdict, word for word
+        assert "objective.units" in result.stderr and "featviz sweep" in result.stderr
+    result = runner.invoke(app, ["validate", str(spec), "--for", "sweep"])
+    assert result.exit_code == 0
+    assert result.stdout == f"OK: {spec} (model test_tiny; channel act2; 4 steps) for 'featviz sweep'\n"
+    swept = runner.invoke(app, ["sweep", str(spec), "--out", str(tmp_path / "s"), "-q", "--steps", "1"])
+    assert swept.exit_code == 0, swept.stderr  # and the sweep accepts it
+    result = runner.invoke(app, ["validate", str(spec), "--for", "examples"])
+    assert result.exit_code == 0 and "for 'featviz examples' (give it --images DIR" in result.stdout
+
+
+def test_validate_for_sweep_refuses_what_the_sweep_refuses(runner: CliRunner, tmp_path: Path, tiny_spec: dict) -> None:
+    spec = _spec_file(tmp_path, tiny_spec)  # one unit: a render's spec, and a sweep of that unit
+    assert runner.invoke(app, ["validate", str(spec), "--for", "sweep"]).exit_code == 0
+    tiny_spec["objective"] = [{"type": "channel", "layer": "act2", "units": "0:2"},
+                              {"type": "neuron", "layer": "act3", "units": "0:2"}]
+    spec = _spec_file(tmp_path, tiny_spec)
+    result = runner.invoke(app, ["validate", str(spec), "--for", "sweep"])
+    swept = runner.invoke(app, ["sweep", str(spec), "--out", str(tmp_path / "s"), "-q"])
+    assert result.exit_code == swept.exit_code == 2
+    assert _one_error_line(result.stderr) == _one_error_line(swept.stderr)
+    assert "objective[1].units" in result.stderr
+    result = runner.invoke(app, ["validate", str(spec), "--for", "gallery"])
+    assert result.exit_code == 2 and "--for: 'gallery' is not a command" in _one_error_line(result.stderr)
 
 
 def test_validate_yaml_syntax_error(runner: CliRunner, tmp_path: Path) -> None:

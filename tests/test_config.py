@@ -16,7 +16,7 @@ HOMES = {
     "LATER_FIELDS": "spec", "SWEEP_BATCH_DEFAULTS": "spec", "GeneratorSpec": "spec", "ModelSpec": "spec", "ObjectiveSpec": "spec",
     "ParamSpec": "spec", "Spec": "spec", "TransformSpec": "spec", "spec_to_dict": "spec",
     "standard_transforms": "spec", "RegularizerSpec": "spec", "apply_override": "load", "batch_size": "rules", "parse_unit_range": "rules",
-    "sweep_only_field": "rules", "term_path": "rules", "load_spec": "load", "parse_spec": "load",
+    "check_render": "rules", "term_path": "rules", "load_spec": "load", "parse_spec": "load",
     "json_schema": "schema",
 }
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from typing import Any
 
 import pytest
 
@@ -105,3 +106,18 @@ def test_type_names_and_required_fields_read_as_yaml() -> None:
     assert [type_name(v) for v in ({}, [], "x", True, 1, 1.5, None)] == [
         "a mapping", "a list", "a string", "a boolean", "an integer", "a number", "null"]
     assert [f.name for f in dataclasses.fields(TransformSpec) if is_required(f)] == ["type"]
+
+
+@pytest.mark.parametrize(("item", "message"), [
+    ("neurn", "sweep.techniques[1]: 'neurn' is not one of channel, neuron. Did you mean 'neuron'?"),
+    ({"diverse": 1}, "sweep.techniques[1].diverse: must be >= 2, got 1."),
+    ({"divers": 3}, "sweep.techniques[1].divers: unknown key. Did you mean 'diverse'?"),
+    (3, "sweep.techniques[1]: expected 'channel' or 'neuron' or a mapping, got an integer 3."),
+])
+def test_a_word_or_a_mapping_gets_the_error_of_its_own_kind(tiny_spec: dict, item: Any, message: str) -> None:
+    """In a union of words and a mapping (sweep.techniques), a misspelt word gets the close match and a
+    mapping the mapping's own error, not a list of every alternative."""
+    tiny_spec["sweep"] = {"techniques": ["channel", item]}
+    with pytest.raises(SpecError) as info:
+        parse_spec(tiny_spec)
+    assert str(info.value) == message

@@ -101,7 +101,7 @@ def test_schema_accepts_valid_and_rejects_invalid_specs(tiny_spec: dict) -> None
 
 
 def test_featviz_schema_prints_the_recorded_schema() -> None:
-    """The bytes 'featviz schema' prints, recorded before the spec became a package."""
+    """The bytes 'featviz schema' prints, recorded before the spec became a package (and again with sweep.techniques)."""
     recorded = (ROOT / "tests" / "golden" / "schema.json").read_text(encoding="utf-8")
     assert json.dumps(json_schema(), indent=2) + "\n" == recorded
 

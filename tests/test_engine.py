@@ -267,6 +267,21 @@ def test_k_diverse_images_per_unit_in_one_batch(tiny_spec: dict[str, Any], tiny_
     assert "diversity act2, groups of 2" in result.description
 
 
+def test_a_prebuilt_objective_replaces_a_sweep_specs_terms(tiny_spec: dict[str, Any], tiny_model) -> None:
+    # the sweep's own spec drives a caricature or an atlas cell: its layer list and ranges are not rendered
+    from featviz_cli.errors import SpecError
+    from featviz_cli.objectives.units import channel
+
+    model, info = tiny_model
+    tiny_spec.update(objective={"type": "channel", "layer": ["act2", "act3"], "units": "0:4"}, steps=2,
+                     param={"size": 16, "batch": 2})
+    spec = parse_spec(tiny_spec)
+    with pytest.raises(SpecError, match=r"^objective\.layer: layer lists, 'all' and ranges are for sweeps"):
+        render(spec, model=model, info=info)
+    result = render(spec, model=model, info=info, objective=channel("act2", [1, 5]))
+    assert result.images.shape[0] == 2 and result.labels == ["act2:1", "act2:5"]
+
+
 def _interp_spec(tiny_spec: dict[str, Any], frames: int = 5, steps: int = 3, **interp: Any) -> dict[str, Any]:
     return {**tiny_spec, "objective": [{"type": "channel", "layer": "conv2", "unit": 3},
                                        {"type": "channel", "layer": "conv2", "unit": 14}],
@@ -603,3 +618,49 @@ def test_transparency_normalizes_each_map_by_its_99th_percentile() -> None:
     got = transparency(acc)
     assert torch.allclose(got[0], (acc[0] / 98.0).clamp(max=1)) and torch.allclose(got[1], got[0])
     assert torch.equal(transparency(torch.zeros(1, 4, 4)), torch.zeros(1, 4, 4))
+
+
+# ---------------------------------------------------------------- notebooks
+
+
+def test_a_result_shows_itself_as_its_labelled_grid_enlarged_when_small(tiny_spec: dict[str, Any], tiny_model) -> None:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    tiny_spec["objective"] = {"type": "channel", "layer": "act2", "units": [1, 2, 3]}
+    result = render(parse_spec(tiny_spec), model=tiny_model[0], info=tiny_model[1])
+    with Image.open(io.BytesIO(result._repr_png_())) as im:
+        assert im.format == "PNG"
+        shown = np.asarray(im.convert("RGB"))
+    pixels = np.rint(result.images.clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
+    big = pixels.repeat(8, axis=1).repeat(8, axis=2)  # 16 px images shown at 128 px, each pixel an 8x8 block
+    assert (shown[2:130, 2:130] == big[0]).all() and (shown[2:130, 132:260] == big[1]).all()
+    assert shown.shape[1] == 2 * 128 + 3 * 2 and shown.shape[0] > 2 * 128  # two columns, two rows with labels
+    assert (shown[130:140, 2:130] != 255).any()  # a label strip under the first cell
+
+
+def test_a_notebook_renders_and_displays_a_result(tmp_path: Path) -> None:
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    import base64
+    import io
+
+    from PIL import Image
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("import featviz_cli"),
+        nbformat.v4.new_code_cell(
+            'result = featviz_cli.render({"model": {"name": "test_tiny"}, "objective": {"type": "channel", '
+            '"layer": "act2", "units": [0, 1]}, "param": {"size": 16}, "steps": 2, "device": "cpu"})'),
+        nbformat.v4.new_code_cell("result"),
+    ]
+    client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}})
+    client.execute(env=subprocess_env())
+    (out,) = nb.cells[2].outputs
+    assert out["output_type"] == "execute_result" and "image/png" in out["data"]
+    with Image.open(io.BytesIO(base64.b64decode(out["data"]["image/png"]))) as im:
+        assert im.format == "PNG" and im.size[0] == 2 * 128 + 3 * 2  # the labelled grid of two 16 px images

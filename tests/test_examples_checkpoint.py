@@ -75,6 +75,7 @@ def test_a_checkpoint_in_the_old_format_resumes_to_the_uninterrupted_result(tmp_
     resumed = collect(RedNet(), RED_INFO, ["blur"], root, k=3, bottom=True, batch_size=4, workers=0,
                       checkpoint=ckpt, notify=messages.append)
     assert resumed.resumed_from == 6 and "6 of 12" in messages[0]
+    assert "older featviz" in messages[1] and resumed.layers["blur"].stats is None  # its first images were not counted
     full = collect(RedNet(), RED_INFO, ["blur"], root, k=3, bottom=True, batch_size=5, workers=0)
     for a, b in ((full.layers["blur"].top, resumed.layers["blur"].top),
                  (full.layers["blur"].bottom, resumed.layers["blur"].bottom)):
@@ -84,7 +85,7 @@ def test_a_checkpoint_in_the_old_format_resumes_to_the_uninterrupted_result(tmp_
     assert set(saved) == {"fingerprint", "done", "chain", "seen", "unreadable", "unreadable_files", "paths", "layers"}
     assert saved["fingerprint"] == fingerprint and saved["done"] == 12
     layer = saved["layers"]["blur"]
-    assert set(layer) == {"shape", "top", "bottom"} and layer["shape"] == [2, 16, 16]
+    assert set(layer) == {"shape", "top", "bottom"} and layer["shape"] == [2, 16, 16]  # no statistics: none to save
     assert set(layer["top"]) == set(layer["bottom"]) == {"values", "index", "pos"}
 
 

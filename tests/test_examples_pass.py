@@ -79,6 +79,10 @@ def test_interrupted_pass_resumes_to_the_same_result(tmp_path: Path) -> None:
                  (full.layers["blur"].bottom, resumed.layers["blur"].bottom)):
         assert torch.equal(a.index, b.index) and torch.equal(a.pos, b.pos) and torch.equal(a.values, b.values)
     assert resumed.paths == full.paths and resumed.images_seen == 12
+    for u in range(2):  # the histograms resume too: the same counts as the pass in one go
+        whole, parts = full.layers["blur"].stats.unit(u), resumed.layers["blur"].stats.unit(u)
+        assert parts["hist"] == whole["hist"] and parts["count"] == whole["count"] == 12
+        assert parts["mean"] == pytest.approx(whole["mean"]) and parts["max"] == whole["max"]
 
     (root / "aaa_new.png").write_bytes((root / "plain_a.png").read_bytes())  # sorts first: the folder changed
     with pytest.raises(SpecError, match="--restart"):
@@ -174,6 +178,8 @@ def test_real_photos_on_efficientnet_lite0_end_to_end(tmp_path: Path) -> None:
             assert 0 <= e["x"] < 28 and 0 <= e["y"] < 28
             x0, y0, x1, y1 = e["box"]
             assert 0 <= x0 < x1 <= e["width"] and 0 <= y0 < y1 <= e["height"]
+    for u, stats in doc["stats"]["units"].items():  # every image counted, the top example its maximum
+        assert stats["count"] == 4 and stats["max"] == pytest.approx(doc["units"][u]["top"][0]["activation"])
     sample = doc["units"]["7"]["top"][0]
     with Image.open(files["_blocks.4"].parent / sample["crop"]) as crop:
         crop.load()

@@ -21,7 +21,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import featviz_cli
-from featviz_cli import cli
+from featviz_cli import cli_common
 from featviz_cli.cli import app
 from featviz_cli.config import json_schema, load_spec, parse_spec
 from featviz_cli.errors import SpecError
@@ -34,7 +34,7 @@ from examples_fixtures import DAMAGES, damage, file_states, make_image, red_fold
 
 @pytest.fixture(autouse=True)
 def _no_sticky_debug(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(cli._state, "debug", False)
+    monkeypatch.setitem(cli_common.state, "debug", False)
 
 
 def test_dataset_section_validates_and_is_in_the_schema(tiny_spec: dict) -> None:

@@ -75,6 +75,10 @@ def test_red_detector_crops_land_on_the_red_and_the_pages_link_them(tmp_path: Pa
     entries = doc["units"]["0"]["top"]
     assert [e["source"] for e in entries] == by_redness[:4] and [e["rank"] for e in entries] == [0, 1, 2, 3]
     assert set(doc["units"]["0"]) == {"top", "bottom"}
+    stats = doc["stats"]["units"]["0"]  # the unit's maximum over space of every image, as a histogram
+    assert stats["count"] == 12 and stats["max"] == entries[0]["activation"] and sum(stats["hist"]["counts"]) == 12
+    assert doc["stats"]["value"] == "maximum over space" and doc["stats"]["bins"] == 32
+    assert set(doc["stats"]["units"]) == set(doc["units"])
     for e in entries:
         assert {"rank", "source", "activation", "x", "y", "full", "crop"} <= set(e)
         _, sx, sy, side = squares[e["source"]]

@@ -104,7 +104,12 @@ def check_links(out: Path) -> int:
     pages = [out / "index.html", *sorted((out / "gallery").rglob("*.html"))]
     n = 0
     for page in pages:
+        text = page.read_text(encoding="utf-8")
         for tag, url in links_of(page):
+            if url.startswith("#"):  # a section of the same page (a technique on a unit page)
+                assert f'id="{url[1:]}"' in text, f"{page.relative_to(out)}: no section {url}"
+                n += 1
+                continue
             assert "://" not in url and not url.startswith("/"), f"{page}: {url} is not a relative link"
             target = (page.parent / unquote(url)).resolve()
             assert target.is_file(), f"{page.relative_to(out)}: {tag} {url} does not resolve"
@@ -128,7 +133,8 @@ def test_gallery_pages_and_links(galleries: dict[str, Path]) -> None:
     unit = (out / "gallery/act3/unit_00000.html").read_text()
     assert 'rel="prev" href="../act2/unit_00005.html"' in unit and 'rel="next" href="unit_00001.html"' in unit
     assert 'src="../../units/act3/00000.png"' in unit and 'src="../../units/act3/00000_step00001.png"' in unit
-    assert "addEventListener(\"keydown\"" in unit
+    assert '<script src="../jump.js"></script>' in unit  # the keys and the jump box, one file for every page
+    assert "addEventListener(\"keydown\"" in (out / "gallery/jump.js").read_text()
 
 
 def test_partial_gallery_shows_pending_units_without_broken_images(galleries: dict[str, Path]) -> None:
@@ -243,7 +249,7 @@ def test_names_are_escaped_in_pages(tmp_path: Path) -> None:
 
 def test_gallery_of_a_directory_without_a_sweep_is_an_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["gallery", str(tmp_path)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad input, as other wrong arguments
     assert "has no sweep.json: it is not a sweep output directory" in result.output
 
 
@@ -294,7 +300,7 @@ def test_browser_loads_pages_decodes_images_and_navigates(galleries: dict[str, P
     assert _page(b) == "act2/page_000.html"
     b.follow('a[href="unit_00001.html"]')
     assert _page(b) == "act2/unit_00001.html"
-    _decoded(b, 5)  # the image, one snapshot, three example crops
+    _decoded(b, 7)  # the image, one snapshot, three example crops and the whole images of two (one has none)
     assert b.eval("document.querySelector('a[href$=\"top_00_full.jpg\"] img').naturalWidth") == 24
     b.screenshot(tmp_path / "unit.png")
     b.press("ArrowRight", 39)
@@ -318,3 +324,90 @@ def test_browser_partial_gallery_has_no_broken_image(galleries: dict[str, Path],
                     ("gallery/act3/page_000.html", 3), ("index.html", 6)):
         browser.open((out / page).as_uri())
         _decoded(browser, n)
+
+
+# ---------------------------------------------------------------- the microscope in a browser
+
+
+@pytest.fixture(scope="module")
+def microscope(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An atlas of act2 and act3 (units 0..2) with three techniques, real photos' examples and faithfulness."""
+    from featviz_cli.sweep.atlas import run_atlas
+
+    from conftest import DATA
+
+    out = tmp_path_factory.mktemp("microscope") / "out"
+    report = run_atlas("test_tiny", out, layers=["act2", "act3"], units="0:3", steps=2, device="cpu", k=2,
+                       overrides=["param.size=16", "sweep.techniques=[channel, neuron, {diverse: 2}]",
+                                  "sweep.page_size=2"], images=str(DATA))
+    assert report.sweep.done == 18 and report.faithfulness.measured == 18
+    return out
+
+
+def _pages(out: Path) -> list[Path]:
+    return [out / "index.html", *sorted((out / "gallery").rglob("*.html"))]
+
+
+def test_browser_microscope_pages_have_no_errors_and_every_image_loads(microscope: Path, browser: Browser) -> None:
+    pages = _pages(microscope)
+    assert len(pages) == 1 + 2 * 2 * 3 + 6  # the index, 2 pages per layer and technique, 6 unit pages
+    for page in pages:
+        browser.errors.clear()
+        browser.open(page.as_uri())
+        images = _images(browser)
+        assert images and all(done and width > 0 for _, done, width in images), (page, images)
+        assert browser.errors == [], (page, browser.errors)
+    check_links(microscope)
+    browser.open((microscope / "gallery/act2/unit_00001.html").as_uri())
+    sections = browser.eval("Array.from(document.querySelectorAll('.renders section h2')).map(h => h.textContent)")
+    assert sections == ["channel", "neuron", "diverse \u00d72"]
+    assert browser.eval("document.querySelectorAll('.ex img').length") == 8  # 2 top + 2 bottom: crops and whole images
+    assert browser.eval("document.querySelectorAll('svg.hist rect').length") >= 1
+    assert browser.eval("document.querySelectorAll('svg.hist line.mark').length") == 3  # each technique's activation
+    assert browser.eval("document.querySelectorAll('table.faith').length") == 3
+
+
+def test_browser_microscope_keys_and_tabs(microscope: Path, browser: Browser) -> None:
+    b = browser
+    b.open((microscope / "gallery/act2/unit_00001.html").as_uri())
+    b.press("ArrowRight", 39)
+    assert _page(b) == "act2/unit_00002.html"
+    b.press("]", 221)  # the same unit in the next layer
+    assert _page(b) == "act3/unit_00002.html"
+    b.press("[", 219)
+    assert _page(b) == "act2/unit_00002.html"
+    b.press("ArrowUp", 38)  # the layer page holding it
+    assert _page(b) == "act2/page_001.html"
+    b.follow('nav.tabs a[href="neuron/page_001.html"]')  # the same page as another technique renders it
+    assert _page(b) == "act2/neuron/page_001.html"
+    b.press("ArrowLeft", 37)
+    assert _page(b) == "act2/neuron/page_000.html"
+    assert b.errors == []
+
+
+def _jump(b: Browser, query: str, navigates: bool = True) -> str:
+    b.events.clear()
+    b.eval(f"(f => {{ f.q.value = {json.dumps(query)}; f.requestSubmit(); }})(document.querySelector('form.jump'))")
+    if navigates:
+        b.wait_event("Page.loadEventFired")
+    return b.eval("document.querySelector('form.jump output').textContent")
+
+
+def test_browser_jump_box(microscope: Path, browser: Browser) -> None:
+    b = browser
+    b.open((microscope / "index.html").as_uri())
+    _jump(b, "act3:2")
+    assert _page(b) == "act3/unit_00002.html"
+    _jump(b, "0")  # a unit of this page's layer
+    assert _page(b) == "act3/unit_00000.html"
+    _jump(b, "ACT2")  # a layer (case does not matter when it is unambiguous)
+    assert _page(b) == "act2/page_000.html"
+    assert _jump(b, "act9:1", navigates=False) == "no layer act9"
+    assert _jump(b, "act2:7", navigates=False) == "act2 has no unit 7 in this sweep"
+    assert _page(b) == "act2/page_000.html"
+    b.events.clear()
+    for kind in ("keyDown", "keyUp"):  # "/" puts the cursor in the jump box
+        b.call("Input.dispatchKeyEvent", {"type": kind, "key": "/", "code": "Slash", "windowsVirtualKeyCode": 191},
+               session=True)
+    assert b.eval("document.activeElement === document.querySelector('form.jump input')")
+    assert b.errors == []

@@ -96,7 +96,7 @@ def test_render_refuses_a_sweep_spec_naming_the_field(tmp_path: Path) -> None:
 
 def test_sweep_settings_are_in_the_schema() -> None:
     props = json_schema()["properties"]["sweep"]["properties"]
-    assert set(props) == {"batch", "page_size"}
+    assert set(props) == {"batch", "page_size", "techniques"}
     assert {"type": "integer", "minimum": 1, "maximum": 4096} in props["batch"]["anyOf"]
     with pytest.raises(SpecError, match=r"^sweep\.batch: must be >= 1"):
         parse_spec(spec_dict(sweep={"batch": 0}))

@@ -9,7 +9,7 @@ fix it. Nothing here imports torch: ``featviz validate`` stays fast.
 from __future__ import annotations
 
 from .load import apply_override, load_spec, parse_spec
-from .rules import batch_size, parse_unit_range, sweep_only_field, term_path
+from .rules import batch_size, check_render, parse_unit_range, term_path
 from .schema import json_schema
 from .spec import (
     LATER_FIELDS,
@@ -43,6 +43,6 @@ __all__ = [
     "parse_unit_range",
     "spec_to_dict",
     "standard_transforms",
-    "sweep_only_field",
+    "check_render",
     "term_path",
 ]

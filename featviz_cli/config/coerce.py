@@ -67,6 +67,14 @@ def _coerce(tp: Any, value: Any, path: str, meta: Any = None) -> Any:
         expected = " or ".join(_describe(a) for a in args)
         if len(errors) == 1:
             raise errors[0]
+        # In a union of words and mappings (e.g. sweep.techniques' items), the alternative of the value's
+        # own kind says more; other unions (true/false or 'auto') keep the one line naming every choice.
+        alternatives = [a for a in args if a is not type(None)]
+        kind = [e for a, e in zip(alternatives, errors)
+                if (isinstance(value, str) and get_origin(a) is Literal)
+                or (isinstance(value, dict) and dataclasses.is_dataclass(a))]
+        if len(kind) == 1 and any(dataclasses.is_dataclass(a) for a in alternatives):
+            raise kind[0]
         raise SpecError(path, f"expected {expected}, got {type_name(value)} {value!r}.")
     if origin is Literal:
         choices = get_args(tp)

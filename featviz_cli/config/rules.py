@@ -220,6 +220,14 @@ def sweep_only_field(spec: Spec) -> str | None:
     return None
 
 
+def check_render(spec: Spec) -> None:
+    """``SpecError`` naming the field where 'featviz render' refuses a spec only 'featviz sweep' can run."""
+    field = sweep_only_field(spec)
+    if field:
+        raise SpecError(field, "layer lists, 'all' and ranges are for sweeps: run 'featviz sweep SPEC', "
+                        "or give one layer and a list of units.")
+
+
 def _check_layer_list(layers: list[str], kind: str, field: str) -> None:
     if kind not in ("neuron", "channel", "logit", "probability"):
         raise SpecError(field, f"a list of layers sweeps units; type '{kind}' has none. Give one layer.")

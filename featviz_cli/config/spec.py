@@ -254,10 +254,25 @@ class OutputSpec:
 #: before it existed still resume.
 LATER_FIELDS: tuple[str, ...] = ("views", "optimizer.schedule", "optimizer.final_lr", "optimizer.warmup",
                                  "regularizers.features", "transforms[].centres",
-                                 "objective[].vector_key")
+                                 "objective[].vector_key", "sweep.techniques")
 
 #: Default units per optimization batch of a sweep, by device type (``sweep.batch: null``).
 SWEEP_BATCH_DEFAULTS: dict[str, int] = {"cpu": 16, "cuda": 64, "mps": 64}
+
+
+#: Techniques of ``sweep.techniques`` named by a word: the swept term's type for each render.
+UNIT_TECHNIQUES: tuple[str, ...] = ("channel", "neuron")
+
+
+@dataclass
+class DiverseSpec:
+    """A sweep technique: K images of each unit from one optimization, pushed apart within the unit's group."""
+
+    diverse: int = _f(help="Images per unit (K); the diversity term compares each unit's K images only.", ge=2, le=64)
+    weight: float = _f(8.0, help="Weight of the diversity term (8 keeps most of the unit's activation; "
+                       "see docs/techniques.md).", gt=0)
+    layer: str | None = _f(None, help="Layer whose Gram matrices are pushed apart; default: the swept layer "
+                           "(give one for logit/probability sweeps).")
 
 
 @dataclass
@@ -272,6 +287,14 @@ class SweepSpec:
         le=4096,
     )
     page_size: int = _f(64, help="Units per contact sheet and per gallery layer page.", ge=1, le=4096)
+    techniques: list[Literal["channel", "neuron"] | DiverseSpec] | None = _f(
+        None,
+        help="Several renders of every unit, each with its own files, sha256 and contact sheets, side by side "
+        "on the unit's page: channel (the channel's mean over space), neuron (the unit at one position: the "
+        "term's x/y, default the centre) and {diverse: K} (K images per unit, a diversity term within each "
+        "unit's group), e.g. [channel, neuron, {diverse: 4}]. Default: one render per unit, the term as given.",
+        min_items=1,
+    )
 
 
 @dataclass

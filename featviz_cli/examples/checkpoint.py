@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -23,6 +24,7 @@ from ..models import ModelInfo
 from .digest import digest_problem, write_with_digest
 from .layout import EXAMPLES_DIR
 from .ranking import Ranking
+from .stats import Stats
 
 FORMAT = 1  # checkpoint format
 CHAIN_START = "00" * 32
@@ -71,6 +73,9 @@ class PassState:
     unreadable_files: list[dict[str, str]]
     rankings: dict[str, tuple[Ranking, Ranking | None]]
     paths: dict[int, str]
+    #: Per layer the activation statistics of every image so far; None where a checkpoint of an older
+    #: featviz resumed (its images before the checkpoint were not counted).
+    stats: dict[str, Stats | None] = dataclasses.field(default_factory=dict)
 
 
 def save_checkpoint(path: Path, fingerprint: dict[str, Any], state: PassState,
@@ -81,7 +86,8 @@ def save_checkpoint(path: Path, fingerprint: dict[str, Any], state: PassState,
         "fingerprint": fingerprint, "done": state.done, "chain": state.chain, "seen": state.seen,
         "unreadable": state.unreadable, "unreadable_files": state.unreadable_files, "paths": state.paths,
         "layers": {name: {"shape": list(shapes[name]), "top": top.state(),
-                          "bottom": bottom.state() if bottom is not None else None}
+                          "bottom": bottom.state() if bottom is not None else None,
+                          **({"stats": state.stats[name].state()} if state.stats.get(name) is not None else {})}
                    for name, (top, bottom) in state.rankings.items()},
     }, buf)
     write_with_digest(path, buf.getvalue())
@@ -112,12 +118,13 @@ def load_checkpoint(path: Path, fingerprint: dict[str, Any], root: Path,
     if len(first) != done or chain_hash(CHAIN_START, first) != data["chain"]:
         raise SpecError("dataset.images", f"{root}: the folder's files changed since the checkpoint "
                         f"{path} was saved ({done} files processed); rerun with --restart to start over.")
-    rankings = {}
+    rankings, stats = {}, {}
     for name, layer in data["layers"].items():
         if tuple(layer["shape"]) != shapes[name]:
             raise SpecError("dataset", f"{path}: layer {name!r} had shape {layer['shape']}; rerun with --restart.")
         bottom = layer["bottom"]
         rankings[name] = (Ranking.from_state(layer["top"], True),
                           Ranking.from_state(bottom, False) if bottom is not None else None)
+        stats[name] = Stats.from_state(layer["stats"]) if "stats" in layer else None
     return PassState(done, data["chain"], int(data["seen"]), int(data["unreadable"]),
-                     list(data["unreadable_files"]), rankings, dict(data["paths"]))
+                     list(data["unreadable_files"]), rankings, dict(data["paths"]), stats)

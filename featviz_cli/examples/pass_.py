@@ -28,6 +28,7 @@ from .checkpoint import CHAIN_START, PassState, chain_hash, load_checkpoint, pas
 from .dataset import ImageChunks, count_images
 from .ranking import Ranking, extremes
 from .receptive_field import ReceptiveField, receptive_field
+from .stats import Stats
 
 MAX_LISTED_UNREADABLE = 1000  # unreadable files listed by name (all are counted)
 
@@ -43,6 +44,7 @@ class LayerExamples:
     top: Ranking
     bottom: Ranking | None
     rf: ReceptiveField | None
+    stats: Stats | None = None  # every image's maximum over space, per unit (None: not recorded)
     #: Where the units are the rows of a dictionary: its file, sha256 and rows (for examples.json).
     basis: dict[str, Any] | None = None
 
@@ -129,9 +131,12 @@ def collect(
     if state is None:
         empty = {name: (Ranking.empty(shapes[name][0], k, True),
                         Ranking.empty(shapes[name][0], k, False) if bottom else None) for name in layers}
-        state = PassState(0, CHAIN_START, 0, 0, [], empty, {})
+        state = PassState(0, CHAIN_START, 0, 0, [], empty, {}, {name: Stats.empty(shapes[name][0]) for name in layers})
     elif notify is not None:
         notify(f"resuming from {checkpoint}: {state.done} of {total} images already done")
+        if any(state.stats.get(name) is None for name in layers):
+            notify("the checkpoint was saved by an older featviz: no activation histograms this time "
+                   "(rerun with --restart to get them)")
     if checkpoint:
         Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
     model = model.to(memory_format=torch.channels_last)  # about 1.4x faster forwards on CPU too
@@ -158,7 +163,8 @@ def collect(
         save_checkpoint(checkpoint, fingerprint, state, shapes)
     t_done = time.perf_counter() - t_pass
     result_layers = {
-        name: LayerExamples(name, shapes[name], top, bot, rfs[name], bases[name].about if name in bases else None)
+        name: LayerExamples(name, shapes[name], top, bot, rfs[name], stats=state.stats.get(name),
+                            basis=bases[name].about if name in bases else None)
         for name, (top, bot) in state.rankings.items()
     }
     return ExamplesResult(
@@ -215,6 +221,7 @@ def _step(state: PassState, chunk: dict[str, Any], model: nn.Module, pre: nn.Mod
         if len(unreadable_files) < MAX_LISTED_UNREADABLE:
             unreadable_files.append({"source": paths[j], "error": chunk["errors"][j]})
     rankings = dict(state.rankings)
+    stats = dict(state.stats)
     new_paths = dict(state.paths)
     if bool(ok.any()):
         x = chunk["images"][ok].to(device, non_blocking=True).float().div_(255)
@@ -227,6 +234,8 @@ def _step(state: PassState, chunk: dict[str, Any], model: nn.Module, pre: nn.Mod
             act = bases[name].project(acts[name]) if name in bases else acts[name]
             values, pos = extremes(act, True)
             top = top.merge(values, pos, idx)
+            if stats.get(name) is not None:
+                stats[name] = stats[name].add(values)
             if bot is not None:
                 values, pos = extremes(act, False)
                 bot = bot.merge(values, pos, idx)
@@ -238,5 +247,5 @@ def _step(state: PassState, chunk: dict[str, Any], model: nn.Module, pre: nn.Mod
     return PassState(
         done=state.done + len(paths), chain=chain_hash(state.chain, paths), seen=state.seen + int(ok.sum()),
         unreadable=state.unreadable + int((~ok).sum()), unreadable_files=unreadable_files,
-        rankings=rankings, paths=new_paths,
+        rankings=rankings, paths=new_paths, stats=stats,
     )

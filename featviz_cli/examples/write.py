@@ -50,6 +50,7 @@ from .layout import (
 )
 from .pass_ import ExamplesResult, LayerExamples
 from .ranking import EMPTY
+from .stats import layer_stats
 
 CROP_SIZE = 128  # longer side of a saved crop, pixels
 FULL_SIZE = 320  # longer side of a saved whole image, pixels
@@ -369,6 +370,7 @@ def _layer_document(result: ExamplesResult, lx: LayerExamples, units: dict[str, 
         "input_size": result.info.input_size,
         "activation_shape": list(lx.shape),
         "receptive_field": rf,
+        "stats": layer_stats(lx.stats),
         **({"basis": lx.basis} if lx.basis else {}),
         "units": units,
     }

@@ -20,7 +20,7 @@ from .files import (
     write_bytes_if_changed,
 )
 from .layout import Animation, alpha_file_names, write_alpha, write_png, write_render
-from .pictures import gif_bytes, heat_map, make_grid, png_bytes, to_uint8, webp_supported, with_alpha
+from .pictures import gif_bytes, heat_map, make_grid, png_bytes, preview_grid, to_uint8, webp_supported, with_alpha
 
 __all__ = [
     "Animation",
@@ -32,6 +32,7 @@ __all__ = [
     "gif_bytes",
     "heat_map",
     "make_grid",
+    "preview_grid",
     "png_bytes",
     "prepare_output_dir",
     "record_problem",

@@ -175,6 +175,16 @@ def make_grid(
     return grid
 
 
+def preview_grid(images_uint8: Any, labels: Sequence[str] | None = None, *, min_side: int = 128) -> np.ndarray:
+    """A labelled :func:`make_grid` for viewing (a notebook's preview): images smaller than ``min_side`` px
+    enlarged by a whole factor (nearest neighbour, pixels stay sharp) so the labels fit."""
+    images = to_uint8(images_uint8)
+    factor = max(1, -(-min_side // max(1, max(images.shape[1:3]))))
+    if factor > 1:
+        images = images.repeat(factor, axis=1).repeat(factor, axis=2)
+    return make_grid(images, labels)
+
+
 # ---------------------------------------------------------------- animations
 
 

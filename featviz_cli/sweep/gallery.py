@@ -1,31 +1,36 @@
-"""The static HTML gallery of a sweep: an index, pages of each layer's units, one page per unit.
+"""The static HTML gallery of a sweep: a model index, pages of each layer's units, one page per unit.
 
-Plain HTML and CSS with relative links, so it works opened straight from the
-filesystem with no server; a few lines of inline JavaScript add keyboard navigation
-(left/right: previous/next, up: the page above). Where ``featviz examples`` has written
-``OUT/examples/<layer>/examples.json``, a unit's page shows its dataset examples (crops,
-each linking to its full image, with their activations) beside the optimized image.
+Plain HTML and CSS with relative links, so it works opened straight from the filesystem with no
+server. A little vanilla JavaScript adds keyboard navigation (left/right: previous/next, up: the
+page above, ``[``/``]``: the previous/next layer, ``/``: the jump box) and the jump box itself
+(``layer:unit``, a unit of the current layer, or a layer), whose table of layers is one shared file,
+``gallery/jump.js``. A unit's page shows every technique's renders, its dataset examples (where
+``featviz examples`` wrote ``OUT/examples/<layer>/examples.json``), its activation histogram over
+the dataset and its faithfulness (where ``featviz faithfulness`` measured it).
 
-The pages are built from the manifest (``sweep.rebuild``) with the templates
-``gallery_*.html``; each page is written atomically and only when its content changed.
+The pages are built from the manifest (``sweep.rebuild``) with the templates ``gallery_*.html``
+(their contexts in ``pages``); each page is written atomically and only when its content changed.
 """
 from __future__ import annotations
 
+import json
 import posixpath
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from ..errors import OutputError
 from ..examples.layout import EXAMPLES_JSON, layer_rel, read_examples
-from ..html import number, render
+from ..html import render
 from ..outputs import ensure_dir, safe_join, write_bytes_if_changed
 
 GALLERY_DIR = "gallery"
 INDEX_FILE = "index.html"
+JUMP_FILE = f"{GALLERY_DIR}/jump.js"
 THUMB = 112  # thumbnail box on layer pages, CSS pixels
 PREVIEW = 8  # thumbnails per layer on the index
-ARROWS = {"up": "\u2191", "prev": "\u2190", "next": "\u2192"}
+ARROWS = {"up": "\u2191", "prev": "\u2190", "next": "\u2192", "prev-layer": "[", "next-layer": "]"}
 
 Nav = dict[str, tuple[str, str] | None]  # rel -> (target relative to OUT, text)
 
@@ -76,17 +81,18 @@ def _inside(base: Path, rel: Any) -> Path | None:
 # ---------------------------------------------------------------- page names and links
 
 
-def layer_page_rel(layer_dir: str, page: int) -> str:
-    """A layer's gallery page relative to OUT."""
-    return f"{GALLERY_DIR}/{layer_dir}/page_{page:03d}.html"
+def layer_page_rel(layer_dir: str, page: int, technique: str | None = None) -> str:
+    """A layer's gallery page relative to OUT (the first technique's pages, or a later technique's)."""
+    sub = f"/{technique}" if technique else ""
+    return f"{GALLERY_DIR}/{layer_dir}{sub}/page_{page:03d}.html"
 
 
 def unit_page_rel(layer_dir: str, unit: int) -> str:
-    """A unit's gallery page relative to OUT."""
+    """A unit's gallery page relative to OUT (one page for all its techniques)."""
     return f"{GALLERY_DIR}/{layer_dir}/unit_{unit:05d}.html"
 
 
-def _href(page: str, target: str) -> str:
+def href(page: str, target: str) -> str:
     """URL of ``target`` (relative to OUT) from the page at ``page`` (relative to OUT)."""
     return quote(relative(target, posixpath.dirname(page)))
 
@@ -103,73 +109,151 @@ def relative(target: str, start: str) -> str:
     return "/".join([".."] * (len(s) - common) + t[common:]) or "."
 
 
-def _links(page: str, nav: Nav) -> list[dict[str, str | None]]:
-    """The header's links: ``index`` (unless up is the index), then up/prev/next with their ``rel``."""
+def root_of(page: str) -> str:
+    """The relative URL of OUT from ``page``: ``''`` for the index, ``../../`` for a unit page."""
+    return "../" * page.count("/")
+
+
+def links(page: str, nav: Nav) -> list[dict[str, str | None]]:
+    """The header's links: ``index`` (unless up is the index), then up/prev/next and the layer keys."""
     up = nav.get("up")
-    links: list[dict[str, str | None]] = []
+    out: list[dict[str, str | None]] = []
     if not (page == INDEX_FILE or (up and up[0] == INDEX_FILE)):
-        links.append({"rel": None, "href": _href(page, INDEX_FILE), "text": "index"})
-    for rel in ("up", "prev", "next"):
+        out.append({"rel": None, "href": href(page, INDEX_FILE), "text": "index"})
+    for rel in ("up", "prev", "next", "prev-layer", "next-layer"):
         target = nav.get(rel)
         if target:
-            links.append({"rel": rel, "href": _href(page, target[0]), "text": f"{ARROWS[rel]} {target[1]}"})
-    return links
+            out.append({"rel": rel, "href": href(page, target[0]), "text": f"{ARROWS[rel]} {target[1]}"})
+    return out
 
 
-def _page(template: str, page: str, title: str, heading: str, nav: Nav, **context: Any) -> bytes:
-    """A whole gallery page from ``template``: the header's links, the title and heading, the content."""
-    return render(template, title=title, heading=heading, links=_links(page, nav), **context).encode("utf-8")
+def page_bytes(template: str, page: str, title: str, heading: str, nav: Nav, **context: Any) -> bytes:
+    """A whole gallery page from ``template``: links, title and heading, the jump box's root, the content."""
+    return render(template, title=title, heading=heading, links=links(page, nav), root=root_of(page),
+                  jump=href(page, JUMP_FILE), **context).encode("utf-8")
 
 
-def _thumb(page: str, e: dict[str, Any], box: int) -> dict[str, Any]:
-    """A done unit's image scaled into a ``box`` px square (pixelated when enlarged), for the ``thumb`` macro."""
-    return {"src": _href(page, e["image"]), "box": box, "px": int(e.get("width") or box) < box,
-            "alt": f"{e['layer']} unit {e['unit']}"}
+# ---------------------------------------------------------------- the gallery's structure
 
 
-# ---------------------------------------------------------------- the pages
+@dataclass
+class Layer:
+    """One layer of the gallery: its name, directory, width, and its manifest entries per technique."""
+
+    name: str
+    dir: str
+    channels: int
+    rows: dict[str | None, list[dict[str, Any]]] = field(default_factory=dict)  # technique dir -> entries
+    summaries: dict[str | None, dict[str, Any]] = field(default_factory=dict)  # technique dir -> manifest row
+
+    def units(self) -> list[dict[str, Any]]:
+        """The layer's entries of its first technique (every technique renders the same units)."""
+        return next(iter(self.rows.values()), [])
+
+
+@dataclass
+class Site:
+    """What the pages are made of: the techniques (None alone without ``sweep.techniques``) and the layers."""
+
+    techniques: list[str | None]
+    titles: dict[str | None, str]
+    layers: list[Layer]
+    page_size: int
+
+    @classmethod
+    def of(cls, manifest: dict[str, Any]) -> "Site":
+        """The structure of the manifest's layers and units."""
+        declared = manifest.get("techniques") or []
+        techniques: list[str | None] = [t["dir"] for t in declared] or [None]
+        titles: dict[str | None, str] = {t["dir"]: t.get("title") or t["dir"] for t in declared} or {None: ""}
+        layers: dict[str, Layer] = {}
+        by_dir: dict[str, list[dict[str, Any]]] = {lay["dir"]: [] for lay in manifest["layers"]}
+        for lay in manifest["layers"]:
+            tech = lay.get("technique")
+            bare = lay["dir"][len(tech) + 1:] if tech else lay["dir"]
+            layer = layers.setdefault(lay["layer"], Layer(lay["layer"], bare, int(lay["channels"])))
+            layer.rows[tech] = by_dir[lay["dir"]]
+            layer.summaries[tech] = lay
+        dirs = {(lay["layer"], lay.get("technique")): lay["dir"] for lay in manifest["layers"]}
+        for e in manifest["units"]:
+            by_dir[dirs[(e["layer"], e.get("technique"))]].append(e)
+        return cls(techniques, titles, list(layers.values()), int(manifest["page_size"]))
+
+    def pages(self, layer: Layer) -> int:
+        """How many pages a layer's units fill."""
+        return max(1, -(-len(layer.units()) // self.page_size))
+
+    def layer_page(self, layer: Layer, technique: str | None, page: int) -> str:
+        """The page ``page`` of ``layer`` as ``technique`` renders it (the first technique's at the top)."""
+        return layer_page_rel(layer.dir, page, None if technique == self.techniques[0] else technique)
+
+
+# ---------------------------------------------------------------- writing
 
 
 def write_gallery(out: Path, record: dict[str, Any], manifest: dict[str, Any]) -> list[str]:
-    """Write ``index.html`` and every layer and unit page; return their paths relative to OUT."""
+    """Write ``index.html``, the jump box's table, every layer and unit page; return their paths relative to OUT."""
+    from . import pages
+
     out = Path(out)
-    size = int(manifest["page_size"])
-    layers = manifest["layers"]
-    by_layer: dict[str, list[dict[str, Any]]] = {lay["layer"]: [] for lay in layers}
-    for e in manifest["units"]:
-        by_layer[e["layer"]].append(e)
-    pages: list[tuple[str, list[dict[str, Any]], dict[str, Any], int, int]] = []
-    for lay in layers:
-        rows = by_layer[lay["layer"]]
-        n = max(1, -(-len(rows) // size))
-        for p in range(n):
-            pages.append((layer_page_rel(lay["dir"], p), rows[p * size : (p + 1) * size], lay, p, n))
-    page_of = {(e["layer"], e["unit"]): pg[0] for pg in pages for e in pg[1]}
+    site = Site.of(manifest)
     write = _Writer(out)
-    written = []
-    write(INDEX_FILE, _index(record, manifest, pages, by_layer, _caricatures(out)))
-    written.append(INDEX_FILE)
-    for k, (rel, rows, lay, p, n) in enumerate(pages):
-        nav: Nav = {
-            "up": (INDEX_FILE, "index"),
-            "prev": (pages[k - 1][0], "previous page") if k > 0 else None,
-            "next": (pages[k + 1][0], "next page") if k + 1 < len(pages) else None,
-        }
-        write(rel, _layer_page(rel, rows, lay, p, n, nav))
-        written.append(rel)
-    units = manifest["units"]
-    dirs = {lay["layer"]: lay["dir"] for lay in layers}
-    examples_meta = {lay["layer"]: load_examples(out, lay["layer"]) for lay in layers}
-    for k, e in enumerate(units):
-        rel = unit_page_rel(dirs[e["layer"]], e["unit"])
-        nav = {"up": (page_of[(e["layer"], e["unit"])], f"{e['layer']}")}
-        if k > 0:
-            nav["prev"] = (unit_page_rel(dirs[units[k - 1]["layer"]], units[k - 1]["unit"]), "previous")
-        if k + 1 < len(units):
-            nav["next"] = (unit_page_rel(dirs[units[k + 1]["layer"]], units[k + 1]["unit"]), "next")
-        write(rel, _unit_page(rel, e, nav, examples_meta[e["layer"]]))
+    write(JUMP_FILE, jump_script(site))
+    write(INDEX_FILE, pages.index_page(out, site, record, manifest))
+    written = [JUMP_FILE, INDEX_FILE]
+    for tech in site.techniques:
+        sequence = [(layer, p) for layer in site.layers for p in range(site.pages(layer))]
+        for k, (layer, p) in enumerate(sequence):
+            rel = site.layer_page(layer, tech, p)
+            nav: Nav = {"up": (INDEX_FILE, "index"),
+                        "prev": (site.layer_page(*_at(sequence, k - 1, tech)), "previous page") if k > 0 else None,
+                        "next": (site.layer_page(*_at(sequence, k + 1, tech)), "next page")
+                        if k + 1 < len(sequence) else None}
+            write(rel, pages.layer_page(rel, site, layer, tech, p, nav))
+            written.append(rel)
+    examples = {layer.name: load_examples(out, layer.name) for layer in site.layers}
+    units = [(i, j) for i, layer in enumerate(site.layers) for j in range(len(layer.units()))]
+    index_of = [{e["unit"]: j for j, e in enumerate(layer.units())} for layer in site.layers]
+    for k, (i, j) in enumerate(units):
+        layer = site.layers[i]
+        e = layer.units()[j]
+        rel = unit_page_rel(layer.dir, e["unit"])
+        nav = {"up": (site.layer_page(layer, site.techniques[0], j // site.page_size), layer.name)}
+        for key, (di, text) in (("prev", (-1, "previous")), ("next", (1, "next"))):
+            if 0 <= k + di < len(units):
+                a, b = units[k + di]
+                nav[key] = (unit_page_rel(site.layers[a].dir, site.layers[a].units()[b]["unit"]), text)
+        for key, di in (("prev-layer", -1), ("next-layer", 1)):
+            if 0 <= i + di < len(site.layers) and e["unit"] in index_of[i + di]:
+                other = site.layers[i + di]
+                nav[key] = (unit_page_rel(other.dir, e["unit"]), f"{other.name}:{e['unit']}")
+        write(rel, pages.unit_page(rel, site, layer, j, nav, examples[layer.name]))
         written.append(rel)
     return written
+
+
+def _at(sequence: list[tuple[Layer, int]], k: int, tech: str | None) -> tuple[Layer, str | None, int]:
+    layer, p = sequence[k]
+    return layer, tech, p
+
+
+def jump_script(site: Site) -> bytes:
+    """``gallery/jump.js``: the table of layers (directory, units as ranges) and the jump box's code."""
+    table = [{"name": layer.name, "dir": layer.dir, "units": _ranges([e["unit"] for e in layer.units()])}
+             for layer in site.layers]
+    data = json.dumps(table, separators=(",", ":")).replace("</", "<\\/")
+    return render("gallery_jump.js", layers=data).encode("utf-8")
+
+
+def _ranges(units: list[int]) -> list[list[int]]:
+    """Sorted units as [first, last] runs: ``[0, 1, 2, 5]`` -> ``[[0, 2], [5, 5]]``."""
+    runs: list[list[int]] = []
+    for u in sorted(units):
+        if runs and u == runs[-1][1] + 1:
+            runs[-1][1] = u
+        else:
+            runs.append([u, u])
+    return runs
 
 
 class _Writer:
@@ -187,84 +271,3 @@ class _Writer:
         if parent not in self.dirs:
             self.dirs[parent] = ensure_dir(self.out, parent) if parent else safe_join(self.out, name).parent
         write_bytes_if_changed(self.dirs[parent] / name, data)
-
-
-def _caricatures(out: Path) -> dict[str, Any] | None:
-    """The caricatures of a sample photo per layer (``featviz caricature`` into this directory), for the index."""
-    from ..directions.layout import read_caricatures
-
-    doc = read_caricatures(out)
-    if not doc or not doc["layers"]:
-        return None
-    return {"photo": str(doc.get("photo") or "photo"), "photo_src": _href(INDEX_FILE, str(doc.get("photo_image") or "")),
-            "layers": [{"layer": str(e.get("layer")), "src": _href(INDEX_FILE, str(e["image"])),
-                        "similarity": number(e.get("similarity"))} for e in doc["layers"]]}
-
-
-def _index(record: dict[str, Any], manifest: dict[str, Any], pages: list[Any],
-           by_layer: dict[str, list[dict[str, Any]]], caricatures: dict[str, Any] | None = None) -> bytes:
-    spec = record.get("spec") or {}
-    model = (record.get("model") or {}).get("name", "?")
-    name = spec.get("name") or f"{model} sweep"
-    first = {lay["layer"]: next(p[0] for p in pages if p[2] is lay) for lay in manifest["layers"]}
-    rows = []
-    for lay in manifest["layers"]:
-        done = [e for e in by_layer[lay["layer"]] if e["status"] == "done"][:PREVIEW]
-        rows.append({
-            "layer": lay["layer"], "href": _href(INDEX_FILE, first[lay["layer"]]), "done": lay["done"],
-            "units": lay["units"], "channels": lay["channels"],
-            "sheets": [{"number": i + 1, "href": _href(INDEX_FILE, s)} for i, s in enumerate(lay["sheets"]) if s],
-            "thumbs": [{"href": _href(INDEX_FILE, unit_page_rel(lay["dir"], e["unit"])),
-                        "thumb": _thumb(INDEX_FILE, e, 56)} for e in done],
-        })
-    obj = spec.get("objective") or []
-    nav: Nav = {"next": (pages[0][0], "first layer")} if pages else {}
-    return _page(
-        "gallery_index.html", INDEX_FILE, f"featviz \u00b7 {name}", name, nav, rows=rows,
-        done=manifest["done"], total=manifest["total"], corrupt=manifest.get("corrupt"), model=model,
-        kind=obj[0].get("type", "") if obj and isinstance(obj[0], dict) else "", steps=spec.get("steps"),
-        size=(spec.get("param") or {}).get("size"), seed=spec.get("seed"), spec_hash=record["spec_hash"][:12],
-        caricatures=caricatures,
-    )
-
-
-def _layer_page(page: str, rows: list[dict[str, Any]], lay: dict[str, Any], p: int, n: int, nav: Nav) -> bytes:
-    cells = [{
-        "label": e["label"], "status": e["status"], "href": _href(page, unit_page_rel(lay["dir"], e["unit"])),
-        "thumb": _thumb(page, e, THUMB) if e["status"] == "done" else None,
-        "value": f" {number(e.get('objective'))}" if e["status"] == "done" else "",
-    } for e in rows]
-    sheet = lay["sheets"][p] if p < len(lay["sheets"]) else None
-    return _page(
-        "gallery_layer.html", page, f"featviz \u00b7 {lay['layer']} \u00b7 page {p + 1}/{n}", f"{lay['layer']}", nav,
-        cells=cells, page_number=p + 1, pages=n, done=sum(e["status"] == "done" for e in rows),
-        layer_done=lay["done"], layer_units=lay["units"], sheet=_href(page, sheet) if sheet else None,
-    )
-
-
-def _unit_page(page: str, e: dict[str, Any], nav: Nav, examples: dict[str, Any]) -> bytes:
-    title = f"{e['layer']} unit {e['label']}"
-    image, snapshots = None, []
-    if e["status"] == "done":
-        w = int(e.get("width") or 128)
-        scale = max(1, 320 // w)
-        image = {"src": _href(page, e["image"]), "size": w * scale, "px": scale > 1,
-                 "objective": number(e.get("objective"))}
-        for rel in e.get("snapshots") or []:
-            step = rel.rsplit("_step", 1)[-1].split(".")[0].lstrip("0") or "0"
-            snapshots.append({"src": _href(page, rel), "step": step})
-    shown = [{**x, "crop": _href(page, x["crop"]), "full": _href(page, x["full"]) if x.get("full") else None,
-              "source": x.get("source") or "", "name": Path(str(x.get("source") or "")).name,
-              "activation": number(x.get("activation"))} for x in e.get("examples") or []]
-    label = e["label"] if e["label"] != str(e["unit"]) else None
-    facts = [("layer", e["layer"]), ("unit", e["unit"]), ("label", label), ("status", e["status"]),
-             ("objective", number(e.get("objective"))), ("steps", e.get("steps")), ("device", e.get("device")),
-             ("time per unit", f"{number(e.get('time_s'))} s"), ("batch", e.get("batch")), ("shard", e.get("shard")),
-             ("worker", e.get("worker")), ("finished", e.get("finished")), ("sha256", e.get("sha256"))]
-    return _page(
-        "gallery_unit.html", page, f"featviz \u00b7 {title}", title, nav, status=e["status"], image=image,
-        snapshots=snapshots, examples=shown, images_seen=examples.get("images_seen"),
-        facts=[(k, number(v)) for k, v in facts if v is not None],
-        meta=_href(page, e["meta"]) if e["status"] != "pending" else None,
-        png=_href(page, e["image"]) if e.get("image") else None,
-    )

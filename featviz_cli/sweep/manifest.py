@@ -27,8 +27,8 @@ from ..outputs import (
 )
 from .layout import MANIFEST_FILE, RUN_FILE, SHEETS_DIR, UNITS_DIR
 from .plan import LayerPlan
-from .record import layers_of, read_record, run_lock, utc_now
-from .units import CORRUPT, DONE, PENDING, check_unit, unit_rel, unit_stem
+from .record import require_record, run_lock, unit_layers, utc_now
+from .units import CORRUPT, DONE, PENDING, check_unit, file_kind, unit_rel, unit_stem
 
 
 @dataclass
@@ -43,10 +43,11 @@ def collect_units(out: Path, record: dict[str, Any]) -> list[dict[str, Any]]:
     """One manifest entry per planned unit, from the per-unit files: status done, pending or corrupt
     (``units.check_unit``: every file of a unit is checked against the sha256 in its JSON)."""
     entries = []
-    for lp in layers_of(record):
+    for lp in unit_layers(record):
+        tech = {"technique": lp.technique} if lp.technique is not None else {}
         for unit in lp.units:
-            entry: dict[str, Any] = {"layer": lp.layer, "unit": unit, "label": lp.label(unit), "status": PENDING,
-                                     "meta": unit_rel(lp, unit), "image": None}
+            entry: dict[str, Any] = {"layer": lp.layer, **tech, "unit": unit, "label": lp.label(unit),
+                                     "status": PENDING, "meta": unit_rel(lp, unit), "image": None}
             state = check_unit(out, lp, unit, record["spec_hash"])
             entry["status"] = state.status
             if state.record is not None:
@@ -59,12 +60,19 @@ def collect_units(out: Path, record: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _entry_from(meta: dict[str, Any]) -> dict[str, Any]:
     image = meta["image"]
+    images = meta.get("images")
+    several = isinstance(images, list) and len(images) > 1 and all(rel in meta["files"] for rel in images)
+    others = [rel for rel in meta["files"] if rel != image and (not several or rel not in images)]
+    maps = sorted(rel for rel in others if file_kind(rel)[2] is not None)  # e.g. _alpha.png: shown beside the image
     return {
         "image": image,
+        **({"images": images, "sha256s": [meta["files"][rel].get("sha256") for rel in images],
+            "objectives": meta.get("objectives")} if several else {}),
         "sha256": meta["files"][image].get("sha256"),
         "width": meta["files"][image].get("width"),
         "height": meta["files"][image].get("height"),
-        "snapshots": sorted(rel for rel in meta["files"] if rel != image),
+        "snapshots": sorted(rel for rel in others if file_kind(rel)[2] is None),
+        **({"maps": maps} if maps else {}),
         "objective": meta.get("objective"),
         "time_s": meta.get("time_s"),
         "steps": meta.get("steps"),
@@ -113,7 +121,8 @@ def write_sheets(out: Path, lp: LayerPlan, entries: list[dict[str, Any]], page_s
 
 def _sheet_key(page: list[dict[str, Any]], page_size: int) -> str:
     """A hash of everything a sheet shows: labels, statuses and the images' sha256 (and featviz's version)."""
-    shown = [[e["label"], e["unit"], e["status"], e.get("sha256") if e["status"] == DONE else None] for e in page]
+    shown = [[e["label"], e["unit"], e["status"], e.get("sha256") if e["status"] == DONE else None]
+             + ([e["sha256s"]] if e.get("sha256s") and e["status"] == DONE else []) for e in page]
     return sha256_bytes(json.dumps([__version__, page_size, shown]).encode("utf-8"))
 
 
@@ -126,8 +135,12 @@ def _draw_sheet(out: Path, page: list[dict[str, Any]]) -> bytes | None:
     for e in page:
         arr = None
         if e["status"] == DONE:
-            with contextlib.suppress(OSError, ValueError), Image.open(out / e["image"]) as im:
-                arr = np.asarray(im.convert("RGB"))
+            parts = []
+            for rel in e.get("images") or [e["image"]]:  # K diverse renders side by side in one cell
+                with contextlib.suppress(OSError, ValueError), Image.open(out / rel) as im:
+                    parts.append(np.asarray(im.convert("RGB")))
+            if parts and all(p.shape == parts[0].shape for p in parts):
+                arr = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
         images.append(arr)
         labels.append(e["label"] if arr is not None else f"{e['unit']} {e['status']}")
     shapes = [a.shape for a in images if a is not None]
@@ -156,28 +169,30 @@ def rebuild(out: str | Path, *, page_size: int | None = None) -> Rebuilt:
 
     out = Path(out).resolve()
     with run_lock(out) as locked:
-        record = read_record(out)
-        if record is None:
-            raise OutputError(f"{out} has no {RUN_FILE}: it is not a sweep output directory; "
-                              "give the --out of a 'featviz sweep' run")
+        record = require_record(out)
         last = _last_manifest(out)
         size = page_size or last.get("page_size") or int(record.get("page_size") or 64)
         entries = collect_units(out, record)
-        layers = layers_of(record)
-        by_layer: dict[str, list[dict[str, Any]]] = {lp.layer: [] for lp in layers}
-        for e in entries:
-            by_layer[e["layer"]].append(e)
+        layers = unit_layers(record)  # each layer once per technique, where the sweep has techniques
+        by_dir: dict[str, list[dict[str, Any]]] = {lp.dir: [] for lp in layers}
+        for e, lp in zip(entries, (lp for lp in layers for _ in lp.units)):
+            by_dir[lp.dir].append(e)
+        examples: dict[str, dict[str, Any]] = {}
         for lp in layers:
-            examples = gallery.load_examples(out, lp.layer)
-            for e in by_layer[lp.layer]:
-                e["examples"] = gallery.shown_examples(out, lp.layer, examples, e["unit"])
+            if lp.layer in examples:  # a unit's examples are the same for every technique: listed once
+                continue
+            examples[lp.layer] = gallery.load_examples(out, lp.layer)
+            for e in by_dir[lp.dir]:
+                e["examples"] = gallery.shown_examples(out, lp.layer, examples[lp.layer], e["unit"])
+        add_faithfulness(out, layers, by_dir)
         summaries = []
         sheet_files = set()
         for lp in layers:
-            sheets = write_sheets(out, lp, by_layer[lp.layer], size, last.get("sheets"))
+            sheets = write_sheets(out, lp, by_dir[lp.dir], size, last.get("sheets"))
             sheet_files.update(s["sheet"] for s in sheets if s)
-            rows = by_layer[lp.layer]
-            summaries.append({"layer": lp.layer, "dir": lp.dir, "channels": lp.channels, "units": len(rows),
+            rows = by_dir[lp.dir]
+            summaries.append({"layer": lp.layer, **({"technique": lp.technique} if lp.technique else {}),
+                              "dir": lp.dir, "channels": lp.channels, "units": len(rows),
                               "done": sum(e["status"] == DONE for e in rows),
                               "sheets": [s["sheet"] if s else None for s in sheets], "sheet_keys": sheets})
         counts = {s: sum(e["status"] == s for e in entries) for s in (DONE, PENDING, CORRUPT)}
@@ -190,6 +205,7 @@ def rebuild(out: str | Path, *, page_size: int | None = None) -> Rebuilt:
             "total": len(entries),
             **counts,
             "page_size": size,
+            **({"techniques": record["techniques"]} if record.get("techniques") else {}),
             "layers": summaries,
             "units": entries,
         }
@@ -198,8 +214,31 @@ def rebuild(out: str | Path, *, page_size: int | None = None) -> Rebuilt:
         if locked:
             _remove_stale(out, SHEETS_DIR, sheet_files)
             _remove_stale(out, gallery.GALLERY_DIR, set(pages))
-            _remove_shared_temps(out, entries, layers)
+            _remove_shared_temps(out, by_dir, layers)
     return Rebuilt(out / gallery.INDEX_FILE, manifest)
+
+
+def add_faithfulness(out: Path, layers: list[LayerPlan], by_dir: dict[str, list[dict[str, Any]]]) -> None:
+    """Put each done unit's faithfulness (``featviz faithfulness``) into its entry, where it was measured
+    for the unit's image(s) and the layer's dataset examples as they are now."""
+    from ..examples.layout import EXAMPLES_JSON, layer_rel
+    from ..faithfulness.layout import read_layer
+
+    shas: dict[str, str | None] = {}
+    for lp in layers:
+        if lp.layer not in shas:
+            path = out / layer_rel(lp.layer) / EXAMPLES_JSON
+            shas[lp.layer] = sha256_file(path) if path.is_file() else None
+        if shas[lp.layer] is None:
+            continue
+        found = read_layer(out, lp.dir, shas[lp.layer])
+        if not found:
+            continue
+        for e in by_dir[lp.dir]:
+            item = found.get(str(e["unit"]))
+            if (e["status"] == DONE and item and item.get("sha256") == e.get("sha256")
+                    and (item.get("sha256s") or None) == (e.get("sha256s") or None)):
+                e["faithfulness"] = item
 
 
 def _last_manifest(out: Path) -> dict[str, Any]:
@@ -230,7 +269,7 @@ def _remove_stale(out: Path, top: str, keep: set[str]) -> None:
                 path.unlink()
 
 
-def _remove_shared_temps(out: Path, entries: list[dict[str, Any]], layers: list[LayerPlan]) -> None:
+def _remove_shared_temps(out: Path, by_dir: dict[str, list[dict[str, Any]]], layers: list[LayerPlan]) -> None:
     """Delete temp files left by killed writers of shared files, and of units that are done."""
     from .gallery import INDEX_FILE
 
@@ -239,9 +278,5 @@ def _remove_shared_temps(out: Path, entries: list[dict[str, Any]], layers: list[
         with contextlib.suppress(OSError):
             if time.time() - tmp.stat().st_mtime > 60:
                 tmp.unlink()
-    done: dict[str, list[str]] = {lp.layer: [] for lp in layers}
-    for e in entries:
-        if e["status"] == DONE:
-            done[e["layer"]].append(unit_stem(e["unit"]))
     for lp in layers:
-        remove_temps(out / UNITS_DIR / lp.dir, done[lp.layer])
+        remove_temps(out / UNITS_DIR / lp.dir, [unit_stem(e["unit"]) for e in by_dir[lp.dir] if e["status"] == DONE])

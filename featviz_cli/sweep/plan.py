@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import dataclasses
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Any, Iterable
 from ..config import LATER_FIELDS, SWEEP_BATCH_DEFAULTS, Spec, parse_unit_range, spec_to_dict, term_path
 from ..errors import LayerError, SpecError
 from ..outputs import sanitize_filename, sha256_bytes
+from .techniques import Technique, techniques_of
 
 SWEEPABLE = ("channel", "neuron", "logit", "probability", "direction")
 #: Fields of the spec that do not change a unit's image, left out of the run's hash.
@@ -32,6 +34,11 @@ class LayerPlan:
     channels: int
     units: tuple[int, ...]
     names: tuple[str, ...] | None = None  # class names, for logit/probability sweeps
+    technique: str | None = None  # with sweep.techniques: the technique whose files these are (its dir)
+
+    def rendered_by(self, technique: Technique) -> "LayerPlan":
+        """The same layer as one technique renders it: its files under ``<technique dir>/<layer dir>``."""
+        return dataclasses.replace(self, dir=f"{technique.dir}/{self.dir}", technique=technique.dir)
 
     def label(self, unit: int) -> str:
         """How a unit is named in grids and pages: its class name where there is one."""
@@ -47,6 +54,7 @@ class Batch:
     index: int
     layer: str
     units: tuple[int, ...]
+    technique: str | None = None  # with sweep.techniques: the technique it renders (its dir)
 
 
 @dataclass
@@ -60,15 +68,26 @@ class Plan:
     batches: list[Batch]
     spec_hash: str
     hashed: dict[str, Any]
+    techniques: tuple[Technique, ...] = ()  # sweep.techniques; () renders each unit once, as the term says
 
     def layer(self, name: str) -> LayerPlan:
         """The plan of layer ``name``."""
         return next(lp for lp in self.layers if lp.layer == name)
 
+    def technique(self, batch: Batch) -> Technique | None:
+        """The technique ``batch`` renders, or None in a sweep without techniques."""
+        return next((t for t in self.techniques if t.dir == batch.technique), None) if batch.technique else None
+
+    def files(self, batch: Batch) -> LayerPlan:
+        """The layer plan whose directory holds ``batch``'s unit files (its technique's, where it has one)."""
+        lp = self.layer(batch.layer)
+        technique = self.technique(batch)
+        return lp.rendered_by(technique) if technique is not None else lp
+
     @property
     def total(self) -> int:
-        """Number of units in the whole sweep."""
-        return sum(len(lp.units) for lp in self.layers)
+        """Number of units in the whole sweep (each unit once per technique)."""
+        return sum(len(lp.units) for lp in self.layers) * max(1, len(self.techniques))
 
 
 def sweep_term(spec: Spec) -> int:
@@ -98,6 +117,7 @@ def sweep_term(spec: Spec) -> int:
             raise SpecError(f"{term_path(n, i)}.batch", "every image of a sweep has its own unit; remove 'batch'.")
     if spec.param.batch is not None:
         raise SpecError("param.batch", "a sweep sets its batch size with sweep.batch; remove param.batch.")
+    techniques_of(spec, cands[0])
     return cands[0]
 
 
@@ -140,12 +160,18 @@ def expand_units(raw: int | str | list[int | str] | None, field: str, layer: str
     return tuple(units)
 
 
-def plan_batches(layers: list[LayerPlan], size: int) -> list[Batch]:
-    """Cut each layer's units into batches of at most ``size``, numbered across the sweep."""
+def plan_batches(layers: list[LayerPlan], size: int, techniques: tuple[Technique, ...] = ()) -> list[Batch]:
+    """Cut each layer's units into batches of at most ``size``, numbered across the sweep.
+
+    With techniques, each layer's units are cut once per technique, into batches of about ``size``
+    images (``size // K`` units for K images per unit).
+    """
     batches: list[Batch] = []
     for lp in layers:
-        for k in range(0, len(lp.units), size):
-            batches.append(Batch(len(batches), lp.layer, lp.units[k : k + size]))
+        for t in techniques or (None,):
+            per = t.units_per_batch(size) if t is not None else size
+            for k in range(0, len(lp.units), per):
+                batches.append(Batch(len(batches), lp.layer, lp.units[k : k + per], t.dir if t else None))
     return batches
 
 
@@ -160,7 +186,8 @@ def default_batch(device_type: str) -> int:
 
 
 def hashed_view(spec: Spec, layers: list[LayerPlan], batch_size: int) -> dict[str, Any]:
-    """What the run's hash covers: the spec without ``UNHASHED`` fields, the batch size and every unit."""
+    """What the run's hash covers: the spec without ``UNHASHED`` fields, the batch size, the techniques
+    (where given) and every unit."""
     view = spec_to_dict(spec)
     for key in UNHASHED:
         view.pop(key, None)
@@ -168,6 +195,8 @@ def hashed_view(spec: Spec, layers: list[LayerPlan], batch_size: int) -> dict[st
     for path in LATER_FIELDS:
         _drop_at_default(view, defaults, path.split("."))
     view["sweep"] = {"batch": batch_size}
+    if spec.sweep.techniques is not None:
+        view["sweep"]["techniques"] = spec_to_dict(spec)["sweep"]["techniques"]
     view["units"] = {lp.layer: list(lp.units) for lp in layers}
     return view
 
@@ -229,7 +258,11 @@ def make_plan(spec: Spec, model: Any, info: Any, device_type: str = "cpu", *, re
     view = hashed_view(spec, plans, size)
     if rows:  # the dictionary's content, not only its file name
         view["vector_file_sha256"] = rows[1]
-    return Plan(spec, index, plans, size, plan_batches(plans, size), hash_of(view), view)
+    techniques = techniques_of(spec, index)
+    for i, t in enumerate(techniques):
+        if t.layer is not None:
+            resolve_layer(model, t.layer, field=f"sweep.techniques[{i}].layer")
+    return Plan(spec, index, plans, size, plan_batches(plans, size, techniques), hash_of(view), view, techniques)
 
 
 def _dictionary_rows(term: Any, where: str, widths: dict[str, int]) -> tuple[int, str]:

@@ -15,10 +15,11 @@ from typing import Any, Iterator
 
 from .. import __version__
 from ..config import spec_to_dict
-from ..errors import OutputError, SpecError
+from ..errors import InputError, OutputError, SpecError
 from ..outputs import atomic_write_json, ensure_dir, safe_join
 from .layout import ARCHIVE_DIR, LOCK_FILE, MANIFEST_FILE, RUN_FILE, SHEETS_DIR, UNITS_DIR
 from .plan import LayerPlan, Plan
+from .techniques import Technique, from_record
 
 
 @contextlib.contextmanager
@@ -47,6 +48,16 @@ def run_lock(out: Path) -> Iterator[bool]:
         os.close(fd)
 
 
+def require_record(out: Path, needs: str = "") -> dict[str, Any]:
+    """The ``sweep.json`` of ``out``; ``InputError`` naming ``out`` and the fix where it has none
+    (``needs``: what else the command wants in that directory, appended to the message)."""
+    record = read_record(out)
+    if record is None:
+        raise InputError(f"{out} has no {RUN_FILE}: it is not a sweep output directory; give the --out of a "
+                         f"'featviz sweep' run{needs}")
+    return record
+
+
 def read_record(out: Path) -> dict[str, Any] | None:
     """The ``sweep.json`` of ``out``, or None if there is none."""
     path = Path(out) / RUN_FILE
@@ -66,8 +77,8 @@ def read_record(out: Path) -> dict[str, Any] | None:
 
 
 def run_record(plan: Plan, info: Any) -> dict[str, Any]:
-    """The content of ``sweep.json`` for a plan."""
-    return {
+    """The content of ``sweep.json`` for a plan (``techniques`` only where the sweep has them)."""
+    record = {
         "featviz": __version__,
         "spec_hash": plan.spec_hash,
         "created": utc_now(),
@@ -84,6 +95,9 @@ def run_record(plan: Plan, info: Any) -> dict[str, Any]:
         "hashed": plan.hashed,
         "spec": spec_to_dict(plan.spec),
     }
+    if plan.techniques:
+        record["techniques"] = [t.record() for t in plan.techniques]
+    return record
 
 
 def layers_of(record: dict[str, Any]) -> list[LayerPlan]:
@@ -93,6 +107,20 @@ def layers_of(record: dict[str, Any]) -> list[LayerPlan]:
                   tuple(d["names"]) if d.get("names") is not None else None)
         for d in record["layers"]
     ]
+
+
+def techniques_in(record: dict[str, Any]) -> tuple[Technique, ...]:
+    """The techniques a ``sweep.json`` record lists; () for a sweep without them."""
+    return tuple(from_record(d) for d in record.get("techniques") or [])
+
+
+def unit_layers(record: dict[str, Any]) -> list[LayerPlan]:
+    """Every directory of unit files a record plans: its layers, each once per technique (layer by layer)."""
+    techniques = techniques_in(record)
+    layers = layers_of(record)
+    if not techniques:
+        return layers
+    return [lp.rendered_by(t) for lp in layers for t in techniques]
 
 
 def open_run(out: Path, plan: Plan, info: Any, record: dict[str, Any] | None, *, new_run: bool) -> dict[str, Any]:

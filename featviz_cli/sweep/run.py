@@ -124,8 +124,8 @@ def run_sweep(spec: Spec, out: str | Path | None = None, *, shard: tuple[int, in
     if build_gallery:
         rebuilt = rebuild(out, page_size=spec.sweep.page_size)
         report.index = rebuilt.index
-        keys = {(b.layer, u) for b in mine for u in b.units}
-        report.done_in_manifest = sum(e["status"] == DONE and (e["layer"], e["unit"]) in keys
+        keys = {(b.technique, b.layer, u) for b in mine for u in b.units}
+        report.done_in_manifest = sum(e["status"] == DONE and (e.get("technique"), e["layer"], e["unit"]) in keys
                                       for e in rebuilt.manifest["units"])
     report.interrupted = stop() and report.done < report.total
     report.elapsed_s = time.perf_counter() - t0
@@ -146,7 +146,7 @@ def resume_check(out: Path, plan: Plan, batches: list[Batch]) -> Resume:
     which are damaged (and how), and which batches still have a unit to render."""
     result = Resume(0, [], [])
     for b in batches:
-        lp = plan.layer(b.layer)
+        lp = plan.files(b)
         states = [check_unit(out, lp, u, plan.spec_hash) for u in b.units]
         result.done += sum(s.status == DONE for s in states)
         result.damaged += [s.problem for s in states if s.status == CORRUPT]

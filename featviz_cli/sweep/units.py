@@ -12,14 +12,15 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from ..outputs import atomic_write_json, ensure_dir, record_problem, safe_join, write_png
 from .layout import UNITS_DIR
 from .plan import LayerPlan
 
 DONE, PENDING, CORRUPT = "done", "pending", "corrupt"
-_OWN_SUFFIX = re.compile(r"(_step\d{5,})?\.png")  # a unit's image and its snapshots
+# A unit's image, its other images (_1, _2: K diverse renders), their snapshots, and maps (_alpha).
+_OWN_SUFFIX = re.compile(r"(_\d{1,3})?(_step\d{5,})?(_[a-z]+)?\.png")
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,24 @@ def unit_rel(lp: LayerPlan, unit: int, suffix: str = ".json") -> str:
 def snapshot_suffix(step: int) -> str:
     """The suffix of a unit's snapshot at ``step``: ``_step00032.png``."""
     return f"_step{step:05d}.png"
+
+
+def image_suffix(k: int) -> str:
+    """The suffix of a unit's image ``k`` (of K diverse renders): ``''`` for the first, ``_1``, ``_2``, ..."""
+    return f"_{k}" if k else ""
+
+
+_FILE_PARTS = re.compile(r"\d+(?:_(\d{1,3}))?(?:_step(\d{5,}))?(?:_([a-z]+))?\.png")
+
+
+def file_kind(rel: str) -> tuple[int, int | None, str | None]:
+    """What a unit's file is, from its name: (image index k, snapshot step or None, map name or None);
+    ``00005_1_step00032.png`` -> (1, 32, None), ``00005_alpha.png`` -> (0, None, 'alpha')."""
+    m = _FILE_PARTS.fullmatch(rel.rsplit("/", 1)[-1])
+    if m is None:
+        return 0, None, None
+    k, step, name = m.groups()
+    return int(k or 0), int(step) if step else None, name
 
 
 def check_unit(out: Path, lp: LayerPlan, unit: int, spec_hash: str) -> UnitState:
@@ -88,15 +107,28 @@ def read_unit(out: Path, lp: LayerPlan, unit: int, spec_hash: str) -> dict[str, 
 
 
 def write_unit(out: Path, lp: LayerPlan, unit: int, image: Any, snapshots: dict[int, Any],
-               record: dict[str, Any]) -> dict[str, Any]:
-    """Write a unit's PNG(s), then its JSON (``record`` plus ``image`` and ``files``) last; return it."""
+               record: dict[str, Any], *, others: Sequence[tuple[Any, dict[int, Any]]] = (),
+               maps: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """Write a unit's PNG(s), then its JSON (``record`` plus ``image`` and ``files``) last; return it.
+
+    ``others`` are further images of the unit with their snapshots (K diverse renders: images 1..K-1,
+    ``00005_1.png``, ``00005_1_step00032.png``); the JSON then lists all of them under ``images``.
+    ``maps[k]`` are maps of image k by name (``{"alpha": heat map}``: ``00005_alpha.png``, ``00005_1_alpha.png``).
+    """
     ensure_dir(out, f"{UNITS_DIR}/{lp.dir}")
     files: dict[str, Any] = {}
-    main = unit_rel(lp, unit, ".png")
-    files[main] = write_png(out, main, image)
-    for step in sorted(snapshots):
-        rel = unit_rel(lp, unit, snapshot_suffix(step))
-        files[rel] = write_png(out, rel, snapshots[step])
-    full = {**record, "image": main, "files": files}
+    images = []
+    for k, (picture, snaps) in enumerate([(image, snapshots), *others]):
+        rel = unit_rel(lp, unit, image_suffix(k) + ".png")
+        files[rel] = write_png(out, rel, picture)
+        images.append(rel)
+        for step in sorted(snaps):
+            snap = unit_rel(lp, unit, image_suffix(k) + snapshot_suffix(step))
+            files[snap] = write_png(out, snap, snaps[step])
+        for name, picture_map in sorted((maps[k] if k < len(maps) else {}).items()):
+            rel_map = unit_rel(lp, unit, f"{image_suffix(k)}_{name}.png")
+            files[rel_map] = write_png(out, rel_map, picture_map)
+    main = images[0]
+    full = {**record, "image": main, **({"images": images} if others else {}), "files": files}
     atomic_write_json(safe_join(out, unit_rel(lp, unit)), full)
     return full
