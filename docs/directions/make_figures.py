@@ -8,7 +8,7 @@
 scikit-image, scikit-learn, matplotlib) and runs each pass on the embedded EfficientNet-Lite0
 through the library (the same calls as the commands): factors (and their dictionary sweep and
 dataset examples), caricatures, an activation grid and an activation atlas. Renders are small
-(64-96 px, 48 steps) and the network sees them at that size (``resize_to_model: false``) so that
+(64-96 px, 48-128 steps) and the network sees them at that size (``resize_to_model: false``) so that
 everything fits a CPU. ``compose`` turns the outputs into the committed JPEGs.
 """
 from __future__ import annotations
