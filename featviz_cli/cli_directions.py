@@ -51,7 +51,7 @@ def caricature(config: ConfigArg, image: Annotated[Path, typer.Option("--image",
     from .directions.caricature import run_caricatures
 
     spec = load(config, set_, steps=steps)
-    chosen = [x.strip() for x in layers.split(",") if x.strip()] if layers else None
+    chosen = [x.strip() for x in layers.split(",") if x.strip()] if layers is not None else None
     with display(quiet) as progress:
         path, rendered = run_caricatures(spec, image, out, layers=chosen, cossim_pow=cossim_pow, progress=progress)
     say("Rendered the caricatures." if rendered else "The caricatures are already there (same settings); kept.")
@@ -87,10 +87,7 @@ def activation_atlas(config: ConfigArg, images: ImagesOpt, out: OutOpt = Path("a
                      quiet: QuietOpt = False) -> None:
     """Build an activation atlas of a layer over a folder: layout, grid cells, their renders, a zoomable page."""
     from .directions.atlas import run_atlas
-    from .errors import SpecError
 
-    if layout not in ("auto", "umap", "tsne"):
-        raise SpecError("--layout", f"{layout!r} is not auto, umap or tsne.")
     spec = load(config, set_, steps=steps)
     cls: int | str | None = int(klass) if klass is not None and klass.isdigit() else klass
     with display(quiet, units=True) as progress:

@@ -61,3 +61,32 @@ def dictionary_spec(path: Path, **changes: Any) -> dict[str, Any]:
             "param": {"size": 32}, "steps": 16, "device": "cpu", "sweep": {"batch": 6, "page_size": 4}}
     spec.update(changes)
     return spec
+
+
+def browser_or_skip() -> Any:
+    """A headless Chromium (tests/chromium.py), or the test skipped with the way to install one."""
+    import os
+
+    import pytest
+
+    from chromium import Browser, find_chromium
+
+    exe = find_chromium()
+    if exe is None:
+        reason = "chromium is not installed here; 'make chromium' installs Debian's (apt-get install chromium)"
+        if os.environ.get("FEATVIZ_REQUIRE_BROWSER"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return Browser(exe)
+
+
+def mouse(b: Any, kind: str, x: float, y: float, **more: Any) -> None:
+    """One mouse event (``mouseMoved``, ``mousePressed``, ``mouseReleased``, ``mouseWheel``) at page (x, y)."""
+    b.call("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, **more}, session=True)
+
+
+def rect(b: Any, element_id: str) -> dict[str, float]:
+    """The bounding rectangle of an element of the page."""
+    import json
+
+    return json.loads(b.eval(f"JSON.stringify(document.getElementById({element_id!r}).getBoundingClientRect())"))

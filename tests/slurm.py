@@ -48,12 +48,29 @@ class Cluster:
         return {**os.environ, "PATH": self.path, "SLURM_CONF": str(self.conf), **extra}
 
     def run(self, *args: str, check: bool = True, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-        """Run a SLURM command against this cluster."""
+        """Run a SLURM command against this cluster (RuntimeError if it fails or hangs, with ``check``)."""
         kwargs.setdefault("env", self.env())
-        proc = subprocess.run(list(args), capture_output=True, text=True, timeout=60, **kwargs)
+        try:
+            proc = subprocess.run(list(args), capture_output=True, text=True, timeout=120, **kwargs)
+        except subprocess.TimeoutExpired:
+            if check:
+                raise RuntimeError(f"{' '.join(args)} did not answer within 120 s") from None
+            return subprocess.CompletedProcess(list(args), -1, "", "timed out")
         if check and proc.returncode != 0:
             raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
         return proc
+
+    def query(self, *args: str, patience: float = 120.0) -> str:
+        """The output of a read-only SLURM command, asked again while it fails (a busy slurmctld can time
+        out an answer): RuntimeError only if it still fails after ``patience`` seconds."""
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                return self.run(*args).stdout
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(1.0)
 
     def _write_config(self) -> None:
         user = self._user()
@@ -136,12 +153,13 @@ class Cluster:
 
     def job(self, job_id: str) -> dict[str, str]:
         """``scontrol show job`` of one job (or array task, ``123_4``) as a dict of its fields."""
-        text = self.run("scontrol", "-o", "show", "job", job_id).stdout
+        text = self.query("scontrol", "-o", "show", "job", job_id)
         return dict(re.findall(r"(\w+)=(\S*)", text))
 
     def queued(self, job_id: str) -> list[str]:
-        """The array tasks of a job still in the queue (pending, running or completing)."""
-        text = self.run("squeue", "-h", "-r", "-j", job_id, "-o", "%i %T", check=False).stdout
+        """The array tasks of a job still in the queue (pending, running or completing); a failed squeue
+        is asked again, never read as an empty queue."""
+        text = self.query("squeue", "-h", "-r", "-j", job_id, "-o", "%i %T")
         return [line for line in text.splitlines() if line.strip()]
 
     def stop(self) -> None:

@@ -69,3 +69,81 @@ def test_a_class_atlas_names_its_class_and_a_bad_class_is_an_error(tmp_path: Pat
     photos = square_photos(tmp_path / "photos")
     with pytest.raises(SpecError, match=r"^--class: no class named 'nope'"):
         run_atlas(parse_spec(SPEC), photos, tmp_path / "a", klass="nope")
+
+
+def test_inputs_are_checked_before_the_output_directory_is_made(tmp_path: Path) -> None:
+    photos = square_photos(tmp_path / "photos")
+    out = tmp_path / "out" / "atlas"
+    cases = [({"klass": 10}, r"^--class: class 10 is out of range: the model has 10 outputs \(0\.\.9\)\.$"),
+             ({"min_count": 30, "samples": 20}, r"^--min-count: 30 points per cell from a sample of 20 \(--samples\)"),
+             ({"min_count": 300}, r"^--min-count: 300 points per cell, but 4 image\(s\) of 8 x 8 positions with 0 "
+                                  r"crop\(s\) each give at most 256; lower --min-count or add --crops\.$"),
+             ({"layout": "pca"}, r"^--layout: 'pca' is not auto, umap or tsne\.$"),
+             ({"grid": 0}, r"^--grid: must be >= 1\.$")]
+    for kwargs, message in cases:
+        with pytest.raises(SpecError, match=message):
+            run_atlas(parse_spec(SPEC), photos, out, **kwargs)
+    pooled = {**SPEC, "objective": {"type": "channel", "layer": "pool", "unit": 0}}
+    with pytest.raises(SpecError, match=r"^objective\.layer: layer 'pool' has no spatial map"):
+        run_atlas(parse_spec(pooled), photos, out)
+    assert not (tmp_path / "out").exists()
+
+
+def test_too_fine_a_grid_found_after_the_sample_keeps_it_for_the_rerun(tmp_path: Path) -> None:
+    photos = square_photos(tmp_path / "photos")
+    out = tmp_path / "atlas"
+    with pytest.raises(SpecError, match=r"^--min-count: no cell of the 12 x 12 grid holds 40 points; .* \(the sample "
+                                        r"with its layout stays in .*atlas; the rerun reuses it\.\)$"):
+        run_atlas(parse_spec(SPEC), photos, out, samples=200, min_count=40, layout="tsne")
+    assert sorted(p.name for p in out.iterdir()) == ["layout.npz", next(out.glob("sample-*.pt")).name]
+    notes: list[str] = []
+    mtime = (out / "layout.npz").stat().st_mtime_ns
+    with pytest.raises(SpecError, match=r"^--min-count: no cell of the 12 x 12 grid holds 41 points"):
+        run_atlas(parse_spec(SPEC), photos, out, samples=200, min_count=41, layout="tsne", notify=notes.append)
+    assert notes and "4 of 4 images already sampled" in notes[0]
+    assert (out / "layout.npz").stat().st_mtime_ns == mtime  # the layout was not computed again
+
+
+def test_the_page_fits_the_atlas_zooms_pans_names_a_cell_and_opens_it(tmp_path: Path) -> None:
+    from directions_helpers import browser_or_skip, mouse, rect
+
+    photos = square_photos(tmp_path / "photos")
+    page = run_atlas(parse_spec({**SPEC, "steps": 2}), photos, tmp_path / "atlas", grid=3, samples=300, crops=2,
+                     min_count=5, layout="tsne")
+    doc = json.loads((tmp_path / "atlas" / "atlas.json").read_text())
+    for i, c in enumerate(doc["cells"]):
+        assert c["page"] == f"renders/gallery/act3/unit_{i:05d}.html" and (tmp_path / "atlas" / c["page"]).is_file()
+    with browser_or_skip() as b:
+        b.open(page.as_uri())
+        assert b.eval("document.images[0].naturalWidth") == 3 * doc["cell_size"]
+        box, img = rect(b, "atlas"), rect(b, "atlas-img")
+        # fitted: the whole atlas in the box, centred
+        assert img["width"] <= box["width"] + 1 and img["height"] <= box["height"] + 1
+        assert min(box["width"] - img["width"], box["height"] - img["height"]) < 3
+        assert abs((img["x"] + img["width"] / 2) - (box["x"] + box["width"] / 2)) < 2
+        fitted = b.eval("document.getElementById('zlevel').textContent")
+        mouse(b, "mouseWheel", box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, deltaX=0, deltaY=-120)
+        assert rect(b, "atlas-img")["width"] == pytest.approx(img["width"] * 1.25, rel=1e-3)
+        zoomed = rect(b, "atlas-img")
+
+        def press(key: str, code: int) -> None:
+            for kind in ("keyDown", "keyUp"):
+                b.call("Input.dispatchKeyEvent", {"type": kind, "key": key, "code": key,
+                                                  "windowsVirtualKeyCode": code}, session=True)
+
+        press("ArrowLeft", 37)  # pans by 40 px
+        assert rect(b, "atlas-img")["x"] == pytest.approx(zoomed["x"] + 40, abs=0.5)
+        press("0", 48)  # fits again
+        assert b.eval("document.getElementById('zlevel').textContent") == fitted and rect(b, "atlas-img") == img
+        # a kept cell under the pointer is named with its count (rows count up from the bottom)
+        c = max(doc["cells"], key=lambda c: c["row"])
+        x = img["x"] + (c["col"] + 0.5) * img["width"] / 3
+        y = img["y"] + (3 - 1 - c["row"] + 0.5) * img["height"] / 3
+        mouse(b, "mouseMoved", x, y)
+        assert b.eval("document.getElementById('zcell').textContent") == \
+            f"\u00b7 cell {c['row']}, {c['col']} (row from the bottom, column): {c['count']} points"
+        b.events.clear()
+        mouse(b, "mousePressed", x, y, button="left", clickCount=1)
+        mouse(b, "mouseReleased", x, y, button="left", clickCount=1)
+        b.wait_event("Page.loadEventFired")
+        assert b.eval("location.href").endswith(c["page"])

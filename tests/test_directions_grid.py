@@ -36,3 +36,21 @@ def test_the_grid_has_a_cell_per_position_and_is_kept_when_done(tmp_path: Path) 
     assert (tmp_path / "g" / "grid.png").stat().st_mtime_ns == mtime
     with pytest.raises(SpecError, match=r"^--layer: layer 'fc' has no spatial map"):
         run_grid(parse_spec(SPEC), DATA / "chelsea.jpg", tmp_path / "h", layer="fc")
+
+
+def test_the_page_outlines_the_position_under_the_pointer_on_both_images(tmp_path: Path) -> None:
+    from directions_helpers import browser_or_skip, mouse, rect
+
+    page = run_grid(parse_spec(SPEC), DATA / "chelsea.jpg", tmp_path / "g", layer="act3")
+    with browser_or_skip() as b:
+        b.open(page.as_uri())
+        assert b.eval("Array.from(document.images).map(i => i.naturalWidth)") == [32, 64]  # photo at the input
+        grid = rect(b, "grid-img")
+        assert grid["width"] == 64 and rect(b, "photo-img")["width"] == 64  # both at the grid's own size
+        mouse(b, "mouseMoved", grid["x"] + 2.5 * 8, grid["y"] + 5.5 * 8)  # row 5, column 2
+        assert b.eval("document.getElementById('where').textContent") == "position row 5, column 2 (cell 42 of 64)"
+        marks = b.eval("Array.from(document.querySelectorAll('.mark')).map(m => [m.hidden, m.style.left, "
+                       "m.style.top])")
+        assert marks == [[False, "25%", "62.5%"]] * 2
+        mouse(b, "mouseMoved", 1, 1)  # off the images
+        assert b.eval("Array.from(document.querySelectorAll('.mark')).every(m => m.hidden)")

@@ -36,3 +36,24 @@ def test_the_dictionary_spec_renders_every_row_at_the_layer(tmp_path: Path) -> N
         ("direction", "act2", str(tmp_path / "m.npy"), "all", 2)
     assert here.param.batch is None and here.output.dir == str(tmp_path / "r")
     assert spec.objective[0].type == "channel"  # the caller's spec is left alone
+
+
+def test_the_renders_follow_the_pass_resuming_or_archiving(tmp_path: Path) -> None:
+    import json
+
+    from featviz_cli.directions.render import render_dictionary
+    from featviz_cli.directions.matrix import save_dictionary
+
+    spec = parse_spec({"model": {"name": "test_tiny"}, "objective": {"type": "channel", "layer": "act3", "unit": 0},
+                       "param": {"size": 16}, "steps": 2, "device": "cpu", "transforms": "none"})
+    matrix = save_dictionary(tmp_path / "m.npy", np.eye(32, dtype=np.float32)[:3])
+    out = tmp_path / "renders"
+    first = render_dictionary(spec, "act3", matrix, out)
+    assert first.done == 3 and len(first.rendered) == 3
+    again = render_dictionary(spec, "act3", matrix, out)  # the same settings: resumed, nothing rendered
+    assert again.done == 3 and again.rendered == []
+    old_hash = json.loads((out / "sweep.json").read_text())["spec_hash"]
+    spec.steps = 3  # other settings: the earlier renders are archived, the new ones rendered
+    third = render_dictionary(spec, "act3", matrix, out)
+    assert third.done == 3 and len(third.rendered) == 3
+    assert (out / "archive" / old_hash[:12] / "sweep.json").is_file()

@@ -67,3 +67,41 @@ def test_an_empty_folder_and_a_layer_without_a_map_are_errors(tiny_model, tmp_pa
         sample_activations(model, info, "act3", tmp_path / "empty")
     with pytest.raises(SpecError, match=r"^layer: layer 'fc' has no spatial map"):
         sample_activations(model, info, "fc", DATA)
+
+
+def test_a_folder_must_hold_a_readable_image(tmp_path: Path) -> None:
+    from featviz_cli.directions.sample import check_folder
+
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "a.jpg").write_text("not a jpeg")
+    with pytest.raises(SpecError, match=r"^--images: .*b: none of its 1 image files can be read \(first: a\.jpg: "
+                                        r"UnidentifiedImageError"):
+        check_folder(tmp_path / "b")
+    (tmp_path / "b" / "c.jpg").write_bytes((DATA / "coffee.jpg").read_bytes())
+    assert check_folder(tmp_path / "b") == 2
+
+
+def test_the_probe_rejects_layers_without_a_map_and_shows_negative_values(tiny_model) -> None:
+    from featviz_cli.directions.sample import probe_layer
+
+    model, info = tiny_model
+    probe = probe_layer(model, info, "act3")
+    assert probe.shape == (2, 32, 8, 8) and probe.min() >= 0
+    assert not torch.equal(probe[0], probe[1])  # grey and noise
+    assert probe_layer(model, info, "conv3").min() < 0
+    with pytest.raises(SpecError, match=r"^objective\.layer: layer 'pool' has no spatial map \(its activations are "
+                                        r"\(32, 1, 1\)\); choose a convolutional layer before the pooling"):
+        probe_layer(model, info, "pool")
+    with pytest.raises(SpecError, match=r"^--layer: layer 'fc' has no spatial map \(its activations are \(10,\)\)"):
+        probe_layer(model, info, "fc", field="--layer")
+
+
+def test_unreadable_images_are_skipped_and_named(tiny_model, tmp_path: Path) -> None:
+    model, info = tiny_model
+    photos = square_photos(tmp_path / "p")
+    (photos / "zz.jpg").write_text("not a jpeg")
+    notes: list[str] = []
+    s = sample_activations(model, info, "act3", photos, size=1000, notify=notes.append)
+    assert s.done == 5 and s.vectors.shape == (4 * 64, 32)
+    assert notes == ["1 unreadable image(s) skipped: zz.jpg (UnidentifiedImageError: cannot identify image file "
+                     f"{str(photos / 'zz.jpg')!r})"]

@@ -1,13 +1,14 @@
 """Renders and assembles the figures of docs/directions/README.md (beyond single neurons).
 
-    python docs/directions/make_figures.py render --work /tmp/dirfig    # every pass (CPU: ~15 min)
+    python docs/directions/make_figures.py render --work /tmp/dirfig    # every pass (2-core CPU: ~11 min)
+    python docs/directions/make_figures.py render --work /tmp/dirfig --only atlas   # one figure
     python docs/directions/make_figures.py compose --work /tmp/dirfig   # the small files in docs/directions/
 
 ``render`` builds a folder of the photos that ship with installed packages (tests/data,
 scikit-image, scikit-learn, matplotlib) and runs each pass on the embedded EfficientNet-Lite0
 through the library (the same calls as the commands): factors (and their dictionary sweep and
 dataset examples), caricatures, an activation grid and an activation atlas. Renders are small
-(64-96 px, 48 steps) and the network sees them at that size (``resize_to_model: false``) so that
+(64-96 px, 48-128 steps) and the network sees them at that size (``resize_to_model: false``) so that
 everything fits a CPU. ``compose`` turns the outputs into the committed JPEGs.
 """
 from __future__ import annotations
@@ -19,7 +20,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -28,6 +28,9 @@ FACTOR_LAYER = "_blocks.6._act1"  # 480 channels after a ReLU6: NMF needs non-ne
 CARICATURE_LAYERS = ["_blocks.2", "_blocks.5", "_blocks.8", "_blocks.12"]
 GRID_LAYER = "_blocks.12"  # 7 x 7 positions at the network's 224 px input
 ATLAS_LAYER = "_blocks.10"
+# The atlas's cells average many vectors into generic directions; at the default lr (0.02) 48 steps
+# leave their renders grey, 128 give them the contrast to read the atlas.
+ATLAS_STEPS = 128
 
 
 def _spec(layer: str, size: int = 64, **rest: Any) -> dict[str, Any]:
@@ -65,48 +68,67 @@ def make_photos(folder: Path) -> Path:
     return folder
 
 
-def render(work: Path) -> None:
-    """Run every pass into ``work`` (each resumes if rerun)."""
+def _factors(work: Path, photos: Path, say: Any) -> None:
     from featviz_cli.config import parse_spec
-    from featviz_cli.directions.atlas import run_atlas
-    from featviz_cli.directions.caricature import run_caricatures
-    from featviz_cli.directions.grid import run_grid
     from featviz_cli.directions.neuron_groups import run_factors
     from featviz_cli.examples.run import run_examples
 
-    photos = make_photos(work / "photos")
-    times: dict[str, float] = {}
-    say = print
-
-    t = time.perf_counter()
     run_factors(parse_spec(_spec(FACTOR_LAYER, 96)), photos, work / "factors", n=8, method="nmf", samples=4000,
                 crops=3, maps=4, cossim_pow=1.0, notify=say)
-    times["factors"] = time.perf_counter() - t
-
-    t = time.perf_counter()  # dataset examples of the factors' dictionary, beside its sweep (its gallery shows them)
+    # dataset examples of the factors' dictionary, beside its sweep (its gallery shows them)
     examples = _spec(FACTOR_LAYER, 96, objective={"type": "direction", "layer": FACTOR_LAYER, "units": "all",
                                                   "vector_file": str(work / "factors" / "factors.npy")},
                      dataset={"images": str(photos), "k": 3, "workers": 0},
                      output={"dir": str(work / "factors" / "renders")})
     run_examples(parse_spec(examples), notify=say)
-    times["examples"] = time.perf_counter() - t
 
-    t = time.perf_counter()
+
+def _caricatures(work: Path, photos: Path, say: Any) -> None:
+    from featviz_cli.config import parse_spec
+    from featviz_cli.directions.caricature import run_caricatures
+
     run_caricatures(parse_spec(_spec(CARICATURE_LAYERS[0], 96, steps=64)), ROOT / "tests" / "data" / "chelsea.jpg",
                     work / "caricature", layers=CARICATURE_LAYERS, cossim_pow=1.0)
-    times["caricatures"] = time.perf_counter() - t
 
-    t = time.perf_counter()
+
+def _grid(work: Path, photos: Path, say: Any) -> None:
+    from featviz_cli.config import parse_spec
+    from featviz_cli.directions.grid import run_grid
+
     run_grid(parse_spec(_spec(GRID_LAYER, 64)), ROOT / "tests" / "data" / "coffee.jpg", work / "grid", layer=GRID_LAYER,
              cossim_pow=1.0)
-    times["grid"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    run_atlas(parse_spec(_spec(ATLAS_LAYER, 64)), photos, work / "atlas", grid=8, samples=3000, crops=6, min_count=10,
-              cossim_pow=1.0, notify=say)
-    times["atlas"] = time.perf_counter() - t
-    (work / "times.json").write_text(json.dumps({k: round(v, 1) for k, v in times.items()}, indent=1))
-    print(json.dumps(times))
+
+def _atlas(work: Path, photos: Path, say: Any) -> None:
+    from featviz_cli.config import parse_spec
+    from featviz_cli.directions.atlas import run_atlas
+
+    run_atlas(parse_spec(_spec(ATLAS_LAYER, 64, steps=ATLAS_STEPS)), photos, work / "atlas", grid=8, samples=3000,
+              crops=6, min_count=10, cossim_pow=1.0, notify=say)
+
+
+FIGURES = {"factors": _factors, "caricatures": _caricatures, "grid": _grid, "atlas": _atlas}
+
+
+def render(work: Path, only: list[str] | None = None) -> None:
+    """Run the passes of the figures ``only`` (default all) into ``work``, one figure after the other.
+
+    A figure whose passes finished is skipped (``work/times.json`` holds its time); a killed one
+    resumes where it stopped (the samples from their checkpoints, the renders unit by unit).
+    """
+    photos = make_photos(work / "photos")
+    times_file = work / "times.json"
+    times: dict[str, float] = json.loads(times_file.read_text()) if times_file.is_file() else {}
+    for name in only or list(FIGURES):
+        if name in times:
+            print(f"{name}: done before ({times[name]} s); delete its entry in {times_file} to render it again")
+            continue
+        t = time.perf_counter()
+        print(f"{name}: rendering", flush=True)
+        FIGURES[name](work, photos, print)
+        times[name] = round(time.perf_counter() - t, 1)
+        times_file.write_text(json.dumps(times, indent=1))
+        print(f"{name}: {times[name]} s", flush=True)
 
 
 def _label(im: Any, text: str, width: int) -> Any:
@@ -115,7 +137,10 @@ def _label(im: Any, text: str, width: int) -> Any:
 
     band = Image.new("RGB", (width, im.height + 14), "white")
     band.paste(im, (0, 0))
-    ImageDraw.Draw(band).text((2, im.height + 1), text[: width // 6], fill=(0, 0, 0))
+    draw = ImageDraw.Draw(band)
+    while text and draw.textlength(text) > width - 4:  # cut what does not fit
+        text = text[:-1]
+    draw.text((2, im.height + 1), text, fill=(0, 0, 0))
     return band
 
 
@@ -161,7 +186,7 @@ def compose(work: Path) -> None:
         cells += [_label(_open(fac / f"maps/f{i:02d}_i{j:02d}.png", side), "map", side) for j in range(4)]
         top = doc["units"][str(i)]["top"]
         cells += [_label(_open(fac / "renders" / "examples" / FACTOR_LAYER / e["crop"], side),
-                         e["source"].split("_", 1)[-1][:12], side) for e in top[:3]]
+                         Path(e["source"].split("_", 1)[-1]).stem, side) for e in top[:3]]
         rows.append(_row(cells))
     _column(rows).save(HERE / "factors.jpg", quality=85)
 
@@ -191,9 +216,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("what", choices=["render", "compose", "clean"])
     ap.add_argument("--work", type=Path, default=Path("/tmp/featviz-directions"))
+    ap.add_argument("--only", action="append", choices=list(FIGURES), help="render only this figure (repeatable)")
     a = ap.parse_args()
     if a.what == "render":
-        render(a.work)
+        render(a.work, a.only)
     elif a.what == "compose":
         compose(a.work)
     else:

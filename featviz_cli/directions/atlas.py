@@ -6,7 +6,8 @@ Layout of OUT::
     OUT/sample-<hash>.pt      the sample's checkpoint (a killed pass resumes)
     OUT/layout.npz            the 2-D positions of the sample (UMAP, cosine; t-SNE without umap-learn)
     OUT/cells.npy             the mean activation vector of each kept cell: the dictionary rendered
-    OUT/atlas.json            grid size, per cell (row order of cells.npy) its grid position and count
+    OUT/atlas.json            grid size, per cell (row order of cells.npy) its grid position, count, render
+                              and the render's page in the renders' gallery
     OUT/renders/              the dictionary sweep of cells.npy (resumable, sha256, its own gallery)
     OUT/atlas.png             the renders placed at their cells
     OUT/index.html            the zoomable page (written last)
@@ -23,14 +24,17 @@ import numpy as np
 
 from ..config import Spec
 from ..errors import SpecError
-from ..hooks import resolve_layer
 from ..html import render
 from ..models import load_model
-from ..outputs import atomic_write_bytes, atomic_write_json, atomic_write_text, prepare_output_dir, write_png
+from ..outputs import atomic_write_bytes, atomic_write_json, atomic_write_text, write_png
+from .layout import kept, output_dir
 from .matrix import save_dictionary
 from .neuron_groups import checkpoint_for, spec_layer
 from .render import RENDERS_DIR, render_dictionary, render_path
-from .sample import check_folder, sample_activations
+from .sample import check_folder, probe_layer, sample_activations
+
+
+LAYOUTS = ("auto", "umap", "tsne")
 
 
 def layout_2d(vectors: np.ndarray, *, seed: int = 0, method: str = "auto") -> tuple[np.ndarray, str]:
@@ -38,13 +42,11 @@ def layout_2d(vectors: np.ndarray, *, seed: int = 0, method: str = "auto") -> tu
     x = np.asarray(vectors, dtype=np.float32)
     if method in ("auto", "umap"):
         try:
-            import umap  # noqa: F401
+            import umap
         except ImportError:
             if method == "umap":
                 raise SpecError("--layout", "umap needs umap-learn: pip install 'featviz[atlas]'.") from None
         else:
-            import umap
-
             neighbours = max(2, min(15, len(x) - 1))
             xy = umap.UMAP(n_components=2, metric="cosine", n_neighbors=neighbours, min_dist=0.1,
                            random_state=seed, n_jobs=1).fit_transform(x)
@@ -86,20 +88,59 @@ def run_atlas(spec: Spec, images: str | Path, out: str | Path, *, grid: int = 12
               crops: int = 0, min_count: int = 3, klass: int | str | None = None, layout: str = "auto",
               cossim_pow: float = 1.0, progress: Any = None, notify: Callable[[str], None] | None = None,
               stop: Any = None) -> Path:
-    """Build the activation atlas of ``spec``'s layer over ``images`` into ``out``; return its page."""
-    from ..recipe import resolve_class
+    """Build the activation atlas of ``spec``'s layer over ``images`` into ``out``; return its page.
 
+    Every input is checked before ``out`` is created: bad input writes nothing.
+    """
     layer = spec_layer(spec)
+    if layout not in LAYOUTS:
+        raise SpecError("--layout", f"{layout!r} is not {', '.join(LAYOUTS[:-1])} or {LAYOUTS[-1]}.")
     if grid < 1 or min_count < 1:
         raise SpecError("--grid" if grid < 1 else "--min-count", "must be >= 1.")
+    if min_count > samples:
+        raise SpecError("--min-count", f"{min_count} points per cell from a sample of {samples} (--samples) cannot "
+                        "be; lower --min-count or raise --samples.")
     model, info = load_model(spec.model)
-    resolve_layer(model, layer, field="objective.layer")
-    cls = resolve_class(klass, info.class_names, "--class") if klass is not None else None
-    check_folder(images)
-    out = prepare_output_dir(Path(out))  # after the checks: bad input writes nothing
+    _, _, h, w = probe_layer(model, info, layer).shape
+    cls = _class_index(model, info, klass)
+    total = check_folder(images)
+    positions = min(samples, total * (1 + crops) * h * w)
+    if min_count > positions:
+        raise SpecError("--min-count", f"{min_count} points per cell, but {total} image(s) of {h} x {w} positions "
+                        f"with {crops} crop(s) each give at most {positions}; lower --min-count or add --crops.")
+    with output_dir(out) as path:
+        return _build(spec, layer, model, info, Path(images), path, grid=grid, samples=samples, crops=crops,
+                      min_count=min_count, cls=cls, layout=layout, cossim_pow=cossim_pow, progress=progress,
+                      notify=notify, stop=stop)
+
+
+def _class_index(model: Any, info: Any, klass: int | str | None) -> int | None:
+    """The class index of ``--class`` (an index or a name), checked against the model's outputs."""
+    import torch
+
+    from ..hooks import OUTPUT, forward_to
+    from ..recipe import resolve_class
+
+    if klass is None:
+        return None
+    cls = resolve_class(klass, info.class_names, "--class")
+    with torch.no_grad():
+        n = forward_to(model.eval(), torch.zeros(1, 3, info.input_size, info.input_size), [OUTPUT])[OUTPUT]
+    classes = int(n.flatten(1).shape[1])
+    if not 0 <= cls < classes:
+        raise SpecError("--class", f"class {cls} is out of range: the model has {classes} outputs (0..{classes - 1}).")
+    return cls
+
+
+def _build(spec: Spec, layer: str, model: Any, info: Any, images: Path, out: Path, *, grid: int, samples: int,
+           crops: int, min_count: int, cls: int | None, layout: str, cossim_pow: float, progress: Any,
+           notify: Callable[[str], None] | None, stop: Any) -> Path:
+    """The atlas's passes into the prepared ``out`` (see the module's layout)."""
+    from ..sweep.gallery import unit_page_rel
+
     identity = dataclasses.asdict(spec.model)
     fingerprint = {"model": identity, "layer": layer, "samples": samples, "crops": crops, "seed": spec.seed,
-                   "class": cls, "images": str(Path(images).resolve())}
+                   "class": cls, "images": str(images.resolve())}
     stage = progress.stage("images", "images/s") if progress is not None else None
     s = sample_activations(model, info, layer, images, size=samples, seed=spec.seed, crops=crops, klass=cls,
                            checkpoint=checkpoint_for(out, "sample", fingerprint), identity=identity, progress=stage,
@@ -108,7 +149,10 @@ def run_atlas(spec: Spec, images: str | Path, out: str | Path, *, grid: int = 12
     key = hashlib.sha256(json.dumps({**fingerprint, "layout": layout}, sort_keys=True, default=str).encode()
                          + vectors.tobytes()).hexdigest()
     xy, used = _cached_layout(out / "layout.npz", key, vectors, spec.seed, layout)
-    means, cells = grid_cells(xy, vectors, grid, min_count)
+    try:
+        means, cells = grid_cells(xy, vectors, grid, min_count)
+    except SpecError as e:  # the sample was long to take: say that it is kept
+        raise kept(e, "the sample with its layout", out) from None
     matrix = save_dictionary(out / "cells.npy", means)
     report = render_dictionary(spec, layer, matrix, out / RENDERS_DIR, cossim_pow=cossim_pow, progress=progress,
                                notify=notify, stop=stop)
@@ -118,12 +162,15 @@ def run_atlas(spec: Spec, images: str | Path, out: str | Path, *, grid: int = 12
     doc = {"layer": layer, "model": spec.model.name, "grid": grid, "min_count": min_count, "layout": used,
            "sampled": int(len(vectors)), "images": s.done, "crops": crops, "cell_size": size,
            "class": None if cls is None else {"index": cls, "name": names[cls] if names else str(cls)},
-           "done": report.done, "cells": [{**c, "render": f"{RENDERS_DIR}/units/{layer_dir}/{i:05d}.png"}
+           "done": report.done, "cells": [{**c, "render": f"{RENDERS_DIR}/units/{layer_dir}/{i:05d}.png",
+                                           "page": f"{RENDERS_DIR}/{unit_page_rel(layer_dir, i)}"}
                                           for i, c in enumerate(cells)]}
     atomic_write_json(out / "atlas.json", doc)
     title = f"activation atlas of {layer}" + (f" for class {doc['class']['name']}" if cls is not None else "")
     atomic_write_text(out / "index.html", render("atlas.html", title=f"featviz \u00b7 {title}",
                                                  heading=f"{spec.model.name} \u00b7 {title}", doc=doc,
+                                                 cells=[{k: c[k] for k in ("row", "col", "count", "page")}
+                                                        for c in doc["cells"]],
                                                  width=grid * size, height=grid * size))
     return out / "index.html"
 

@@ -24,7 +24,7 @@ from ..images import load_image
 from ..models import ModelInfo, load_model
 from ..models.preprocess import Preprocess
 from ..outputs import atomic_write_json, ensure_dir, make_grid, sanitize_filename, sha256_file, to_uint8, write_png
-from .layout import CARICATURES_DIR, CARICATURES_JSON, caricature_rel
+from .layout import CARICATURES_DIR, CARICATURES_JSON, caricature_rel, output_dir
 
 DEFAULT_COSSIM_POW = 1.0
 
@@ -61,23 +61,40 @@ def similarity(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.nn.functional.cosine_similarity(a.flatten().float(), b.flatten().float(), dim=0))
 
 
-def render_caricatures(spec: Spec, photo_path: str | Path, layers: Sequence[str], *,
-                       cossim_pow: float = DEFAULT_COSSIM_POW, model: nn.Module | None = None,
-                       info: ModelInfo | None = None, progress: Progress | None = None) -> Caricatures:
-    """Render the caricature of the photo at each of ``layers`` in one batch, with the spec's model,
-    parameterization, transforms, steps and seed (its objective is not used)."""
-    layers = list(dict.fromkeys(layers))
+def check_photo(path: str | Path, what: str) -> Path:
+    """``path`` if it is a file; ``SpecError`` naming ``--image`` otherwise (``what``: the fix's words)."""
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError("--image", f"{p}: {'a folder' if p.is_dir() else 'no such file'}; give {what}.")
+    return p
+
+
+def caricature_targets(model: nn.Module, info: ModelInfo, photo_path: str | Path,
+                       layers: Sequence[str]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The photo (3, S, S) and its activations at each of ``layers``, once every input is known to be good:
+    ``SpecError`` naming ``--layers`` or ``--image`` otherwise (the command calls it before writing anything)."""
     if not layers:
         raise SpecError("--layers", "no layer to caricature; give --layers a,b or a spec whose objective names one.")
-    if model is None or info is None:
-        model, info = load_model(spec.model)
     for name in layers:
         resolve_layer(model, name, field="--layers")
     photo = load_image(photo_path, info.input_size, field="--image")
     targets = photo_activations(model, info, photo, layers)
     for name, t in targets.items():
         if t.dim() < 2:
-            raise SpecError("--layers", f"layer {name!r} has no spatial map or tokens to match; choose a conv layer.")
+            raise SpecError("--layers", f"layer {name!r} has no spatial map or tokens to match (its activations are "
+                            f"{tuple(t.shape)}); choose a convolutional layer.")
+    return photo, targets
+
+
+def render_caricatures(spec: Spec, photo_path: str | Path, layers: Sequence[str], *,
+                       cossim_pow: float = DEFAULT_COSSIM_POW, model: nn.Module | None = None,
+                       info: ModelInfo | None = None, progress: Progress | None = None) -> Caricatures:
+    """Render the caricature of the photo at each of ``layers`` in one batch, with the spec's model,
+    parameterization, transforms, steps and seed (its objective is not used)."""
+    layers = list(dict.fromkeys(layers))
+    if model is None or info is None:
+        model, info = load_model(spec.model)
+    photo, targets = caricature_targets(model, info, photo_path, layers)
     here = copy.deepcopy(spec)
     here.param.batch, here.interpolate = len(layers), None
     objective = caricature_objective(targets, cossim_pow=cossim_pow, name=Path(photo_path).name)
@@ -147,7 +164,7 @@ def caricature_layers(spec: Spec, out: Path, layers: Sequence[str] | None) -> tu
 
     record = read_record(out) if (out / "sweep.json").is_file() else None
     dirs = {lay["layer"]: lay["dir"] for lay in record["layers"]} if record else None
-    if layers:
+    if layers is not None:
         chosen = list(layers)
     elif record:
         chosen = list(dirs)  # type: ignore[arg-type]
@@ -164,29 +181,26 @@ def run_caricatures(spec: Spec, photo_path: str | Path, out: str | Path, *, laye
     """Caricatures of a photo per layer into ``OUT/caricatures/`` (see ``layout``); a sweep directory's
     gallery index is rebuilt to show them. Returns the JSON's path and whether anything was rendered
     (False: the same caricatures were there, intact)."""
-    from ..outputs import prepare_output_dir
-    from ..sweep.plan import hash_of
     from ..config import spec_to_dict
+    from ..sweep.plan import hash_of
 
     out = Path(out)
     chosen, dirs = caricature_layers(spec, out, layers)
     view = {k: v for k, v in spec_to_dict(spec).items() if k not in ("output", "device", "name", "objective", "sweep",
                                                                       "dataset")}
-    photo_file = Path(photo_path)
-    if not photo_file.is_file():
-        raise SpecError("--image", f"{photo_file}: no such file; give the photo to caricature.")
+    photo_file = check_photo(photo_path, "the photo to caricature")
     settings = {"cossim_pow": cossim_pow, "layers_asked": chosen, "photo_file_sha256": sha256_file(photo_file),
                 "render_hash": hash_of(view)}
-    if done_already(out, settings):
+    if chosen and done_already(out, settings):
         return out / CARICATURES_DIR / CARICATURES_JSON, False
     model, info = load_model(spec.model)
-    for name in chosen:  # before the output directory: bad input writes nothing
-        resolve_layer(model, name, field="--layers")
-    out = prepare_output_dir(out)
-    c = render_caricatures(spec, photo_file, chosen, cossim_pow=cossim_pow, model=model, info=info, progress=progress)
-    path = write_caricatures(c, out, photo_file.name, layer_dirs=dirs, settings=settings)
-    if (out / "sweep.json").is_file():
+    caricature_targets(model, info, photo_file, chosen)  # every check before the output directory
+    with output_dir(out) as path:
+        c = render_caricatures(spec, photo_file, chosen, cossim_pow=cossim_pow, model=model, info=info,
+                               progress=progress)
+        written = write_caricatures(c, path, photo_file.name, layer_dirs=dirs, settings=settings)
+    if (path / "sweep.json").is_file():
         from ..sweep import rebuild
 
-        rebuild(out)
-    return path, True
+        rebuild(path)
+    return written, True

@@ -26,11 +26,13 @@ from ..hooks import resolve_layer
 from ..html import render
 from ..images import load_image
 from ..models import load_model
-from ..outputs import atomic_write_json, atomic_write_text, prepare_output_dir, sha256_file, to_uint8, write_png
+from ..outputs import atomic_write_json, atomic_write_text, sha256_file, to_uint8, write_png
 from ..params.grid import SharedGrid
 from ..recipe import build_recipe
-from .caricature import photo_activations
+from .caricature import check_photo, photo_activations
+from .layout import output_dir
 from .render import tile
+from .sample import check_map
 
 MAX_CELLS = 1024
 
@@ -45,9 +47,7 @@ def run_grid(spec: Spec, photo_path: str | Path, out: str | Path, *, layer: str,
     """Render the activation grid of the photo at ``layer`` into ``out``; return its page (kept if done)."""
     from ..sweep.plan import hash_of
 
-    photo_file = Path(photo_path)
-    if not photo_file.is_file():
-        raise SpecError("--image", f"{photo_file}: no such file; give the photo whose activations to render.")
+    photo_file = check_photo(photo_path, "the photo whose activations to render")
     out = Path(out)
     settings = {"layer": layer, "cossim_pow": cossim_pow, "shared": shared, "photo_file_sha256": sha256_file(photo_file),
                 "render_hash": hash_of({k: v for k, v in spec_to_dict(spec).items()
@@ -60,35 +60,33 @@ def run_grid(spec: Spec, photo_path: str | Path, out: str | Path, *, layer: str,
     resolve_layer(model, layer, field="--layer")
     photo = load_image(photo_file, info.input_size, field="--image")
     acts = photo_activations(model, info, photo, [layer])[layer]
-    if acts.dim() != 3:
-        raise SpecError("--layer", f"layer {layer!r} has no spatial map; choose a convolutional layer.")
-    rows, cols = int(acts.shape[1]), int(acts.shape[2])
+    _, rows, cols = check_map(acts[None].shape, layer, "--layer")
     if rows * cols > MAX_CELLS:
         raise SpecError("--layer", f"layer {layer!r} has {rows} x {cols} positions, over {MAX_CELLS} cells; choose a "
                         "later layer or a smaller model.input_size.")
-    out = prepare_output_dir(out)  # after the checks: bad input writes nothing
-    vectors = grid_vectors(acts)
     here = copy.deepcopy(spec)
     here.param.batch, here.interpolate = rows * cols, None
-    objective = obj.direction(layer, vectors, cossim_pow=cossim_pow, name="position", rows=list(range(rows * cols)))
+    objective = obj.direction(layer, grid_vectors(acts), cossim_pow=cossim_pow, name="position",
+                              rows=list(range(rows * cols)))
     execution = rt.Execution.resolve(here.device, here.precision, here.channels_last, here.compile)
     recipe = build_recipe(here, info, execution.device, objective)
     if shared:
         recipe = dataclasses.replace(recipe, image=SharedGrid(recipe.image, rows, cols, here.param.size,
                                                               sd=here.param.sd, generator=recipe.generator,
                                                               device=execution.device))
-    run = optimize(model, info, recipe, execution, progress=progress)
-    cells = to_uint8(run.images.permute(0, 2, 3, 1))
-    write_png(out, "photo.png", to_uint8(photo.permute(1, 2, 0)[None])[0])
-    rec = write_png(out, "grid.png", tile(cells, rows, cols))
-    atomic_write_json(out / "grid.json", {**settings, "photo": photo_file.name, "rows": rows, "cols": cols,
-                                          "cell_size": int(cells.shape[1]), "steps": here.steps, "seed": here.seed,
-                                          "grid": "grid.png", "grid_sha256": rec["sha256"],
-                                          "objective": [round(v, 6) for v in run.values]})
-    page = render("grid.html", title=f"featviz \u00b7 activation grid of {photo_file.name} at {layer}",
-                  heading=f"{spec.model.name} \u00b7 {layer}: activation grid of {photo_file.name}", rows=rows, cols=cols,
-                  size=int(cells.shape[1]), shared=shared, steps=here.steps)
-    atomic_write_text(out / "index.html", page)
+    with output_dir(out) as out:  # after the checks: bad input writes nothing
+        run = optimize(model, info, recipe, execution, progress=progress)
+        cells = to_uint8(run.images.permute(0, 2, 3, 1))
+        write_png(out, "photo.png", to_uint8(photo.permute(1, 2, 0)[None])[0])
+        rec = write_png(out, "grid.png", tile(cells, rows, cols))
+        atomic_write_json(out / "grid.json", {**settings, "photo": photo_file.name, "rows": rows, "cols": cols,
+                                              "cell_size": int(cells.shape[1]), "steps": here.steps,
+                                              "seed": here.seed, "grid": "grid.png", "grid_sha256": rec["sha256"],
+                                              "objective": [round(v, 6) for v in run.values]})
+        page = render("grid.html", title=f"featviz \u00b7 activation grid of {photo_file.name} at {layer}",
+                      heading=f"{spec.model.name} \u00b7 {layer}: activation grid of {photo_file.name}", rows=rows,
+                      cols=cols, size=int(cells.shape[1]), shared=shared, steps=here.steps)
+        atomic_write_text(out / "index.html", page)
     return out / "index.html"
 
 

@@ -23,17 +23,16 @@ import torch
 from ..config import Spec
 from ..errors import SpecError
 from ..examples.dataset import load_for_network
-from ..hooks import resolve_layer
 from ..html import render
 from ..images import iter_images
 from ..models import load_model
-from ..outputs import atomic_write_json, atomic_write_text, ensure_dir, prepare_output_dir, write_png
-from ..sweep.plan import layer_widths
+from ..outputs import atomic_write_json, atomic_write_text, ensure_dir, write_png
 from .caricature import batch_activations
-from .factors import fit_factors
+from .factors import METHODS, fit_factors
+from .layout import kept, output_dir
 from .matrix import save_dictionary
 from .render import RENDERS_DIR, heat_overlay, render_dictionary, render_path
-from .sample import check_folder, sample_activations
+from .sample import check_folder, probe_layer, sample_activations
 
 MAP_SIZE = 96
 
@@ -56,37 +55,66 @@ def run_factors(spec: Spec, images: str | Path, out: str | Path, *, n: int = 16,
                 samples: int = 20000, crops: int = 0, maps: int = 4, render_steps: bool = True,
                 cossim_pow: float = 1.0, progress: Any = None, notify: Callable[[str], None] | None = None,
                 stop: Any = None) -> Path:
-    """Factorize ``spec``'s layer over ``images`` into ``n`` factors; write OUT as the module says; return the page."""
+    """Factorize ``spec``'s layer over ``images`` into ``n`` factors; write OUT as the module says; return the page.
+
+    Every input is checked before ``out`` is created: bad input writes nothing.
+    """
     layer = spec_layer(spec)
+    if method not in METHODS:
+        raise SpecError("--method", f"{method!r} is not one of {', '.join(METHODS)}.")
     if n < 1:
         raise SpecError("--n", f"must be >= 1, got {n}.")
     model, info = load_model(spec.model)
-    resolve_layer(model, layer, field="objective.layer")
-    width = layer_widths(model, info, [layer])[layer]
-    if n > width:  # before the long pass, and before anything is written
+    probe = probe_layer(model, info, layer)
+    width, h, w = probe.shape[1:]
+    if n > width:
         raise SpecError("--n", f"{n} factors for layer {layer!r} with {width} channels; ask for at most {width}.")
-    check_folder(images)
-    out = prepare_output_dir(Path(out))
+    if method == "nmf" and float(probe.min()) < 0:
+        raise SpecError("--method", f"NMF needs non-negative activations, but layer {layer!r} goes down to "
+                        f"{float(probe.min()):.3g} (on a noise image); choose a layer after a ReLU, or --method pca "
+                        "or ica.")
+    total = check_folder(images)
+    positions = min(samples, total * (1 + crops) * h * w)
+    if n > positions:
+        raise SpecError("--n", f"{n} factors from at most {positions} sampled positions ({total} image(s), {crops} "
+                        f"crop(s) each, {h} x {w} positions, --samples {samples}); sample more (--samples, --crops) "
+                        "or ask for fewer factors.")
+    with output_dir(out) as path:
+        return _factors(spec, layer, model, info, Path(images), path, n=n, method=method, samples=samples,
+                        crops=crops, maps=maps, render_steps=render_steps, cossim_pow=cossim_pow, progress=progress,
+                        notify=notify, stop=stop)
+
+
+def _factors(spec: Spec, layer: str, model: Any, info: Any, images: Path, out: Path, *, n: int, method: str,
+             samples: int, crops: int, maps: int, render_steps: bool, cossim_pow: float, progress: Any,
+             notify: Callable[[str], None] | None, stop: Any) -> Path:
+    """The passes of ``featviz factors`` into the prepared ``out``."""
+    from ..sweep.gallery import unit_page_rel
+
     identity = dataclasses.asdict(spec.model)
     ckpt = checkpoint_for(out, "sample", {"model": identity, "layer": layer, "samples": samples, "crops": crops,
-                                          "seed": spec.seed, "images": str(Path(images).resolve())})
+                                          "seed": spec.seed, "images": str(images.resolve())})
     stage = progress.stage("images", "images/s") if progress is not None else None
     s = sample_activations(model, info, layer, images, size=samples, seed=spec.seed, crops=crops, checkpoint=ckpt,
                            identity=identity, progress=stage, notify=notify)
-    f = fit_factors(s.vectors, n, method, seed=spec.seed)
+    try:
+        f = fit_factors(s.vectors, n, method, seed=spec.seed)
+    except SpecError as e:  # found only now (unreadable images, negative values on these photos)
+        raise kept(e, "the sample", out) from None
     matrix = save_dictionary(out / "factors.npy", f.directions)
     facts = {k: v for k, v in f.facts.items() if k != "signs"}
     atomic_write_json(out / "factors.json", {"method": method, "layer": layer, "n": n, "model": spec.model.name,
                                              "sampled": int(s.vectors.shape[0]), "positions_seen": s.positions,
                                              "images": s.done, "crops": crops, "matrix": "factors.npy", **facts})
-    shown = _map_images(model, info, layer, Path(images), f, out, maps)
+    shown = _map_images(model, info, layer, images, f, out, maps)
     report = None
     if render_steps:
         report = render_dictionary(spec, layer, matrix, out / RENDERS_DIR, cossim_pow=cossim_pow, progress=progress,
                                    notify=notify, stop=stop)
-    rows = [{"factor": i, "render": (f"{RENDERS_DIR}/units/{_layer_dir(out)}/{i:05d}.png"
-                                     if report is not None and render_path(out / RENDERS_DIR, _layer_dir(out), i).is_file()
-                                     else None),
+    layer_dir = _layer_dir(out) if report is not None else ""
+    rendered = [report is not None and render_path(out / RENDERS_DIR, layer_dir, i).is_file() for i in range(n)]
+    rows = [{"factor": i, "render": f"{RENDERS_DIR}/units/{layer_dir}/{i:05d}.png" if rendered[i] else None,
+             "page": f"{RENDERS_DIR}/{unit_page_rel(layer_dir, i)}" if rendered[i] else None,
              "maps": [m for m in shown if m["factor"] == i]} for i in range(n)]
     page = render("factors.html", title=f"featviz \u00b7 {n} {method} factors of {layer}",
                   heading=f"{spec.model.name} \u00b7 {layer}: {n} {method.upper()} factors", rows=rows, method=method,

@@ -1,7 +1,9 @@
 """Rendering a dictionary as a sweep, and the pictures the direction pages share (heat maps, tiles).
 
 Factors and atlas cells are rendered by an ordinary dictionary sweep into ``OUT/renders``:
-resumable, shardable and verified by sha256 like any sweep, with its own gallery.
+resumable, shardable and verified by sha256 like any sweep, with its own gallery. The renders
+follow the pass: a rerun with other settings (or a matrix that came out differently) moves the
+earlier renders to ``OUT/renders/archive/<hash>/`` and renders the new ones.
 """
 from __future__ import annotations
 
@@ -29,11 +31,12 @@ def dictionary_spec(spec: Spec, layer: str, matrix: Path, out: Path, *, cossim_p
 def render_dictionary(spec: Spec, layer: str, matrix: Path, out: Path, *, cossim_pow: float = 1.0,
                       progress: Any = None, notify: Callable[[str], None] | None = None,
                       stop: Any = None) -> Any:
-    """Run the dictionary sweep of ``matrix`` into ``out`` (resuming what is there); its ``SweepReport``."""
+    """Run the dictionary sweep of ``matrix`` into ``out`` (resuming what is there, archiving the renders of
+    another spec or matrix); its ``SweepReport``."""
     from ..sweep import run_sweep
 
     return run_sweep(dictionary_spec(spec, layer, matrix, out, cossim_pow=cossim_pow), out, progress=progress,
-                     notify=notify, stop=stop)
+                     notify=notify, stop=stop, new_run=True)
 
 
 def render_path(out: Path, layer_dir: str, row: int) -> Path:

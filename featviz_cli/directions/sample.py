@@ -15,7 +15,7 @@ import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn as nn
@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from ..errors import SpecError
 from ..examples.checkpoint import CHAIN_START, chain_hash
-from ..examples.dataset import ImageChunks, count_images
+from ..examples.dataset import ImageChunks
 from ..hooks import OUTPUT, forward_to, resolve_layer
 from ..images import IMAGE_SUFFIXES, iter_images
 from ..models import ModelInfo
@@ -105,17 +105,59 @@ def _activations(model: nn.Module, pre: nn.Module, x: torch.Tensor, layer: str, 
 
 
 def check_folder(images: str | Path, field: str = "--images") -> int:
-    """The number of images under ``images``; ``SpecError`` naming ``field`` if it is no folder or holds none.
+    """The number of images under ``images``; ``SpecError`` naming ``field`` if it is no folder, holds none,
+    or none of them can be read (the first readable one ends the search).
 
     The passes call it before they create their output directory, so bad input writes nothing.
     """
+    from ..examples.dataset import open_rgb
+
     root = Path(images)
     if not root.is_dir():
         raise SpecError(field, f"{root}: not a folder; give the folder of images.")
-    total = count_images(root)
+    total, first_error = 0, ""
+    readable = False
+    for rel in iter_images(root):
+        total += 1
+        if readable:
+            continue
+        try:
+            open_rgb(root / rel, draft_for=64)
+            readable = True
+        except Exception as e:  # noqa: BLE001 - any unreadable file counts as not an image
+            first_error = first_error or f"{rel}: {type(e).__name__}: {e}".splitlines()[0][:200]
     if total == 0:
         raise SpecError(field, f"{root}: no {'/'.join(IMAGE_SUFFIXES)} files in it or below; check the path.")
+    if not readable:
+        raise SpecError(field, f"{root}: none of its {total} image files can be read (first: {first_error}); "
+                        "give a folder of JPEG, PNG or WebP images.")
     return total
+
+
+def check_map(shape: Sequence[int], layer: str, field: str = "objective.layer") -> tuple[int, int, int]:
+    """(C, H, W) of a layer whose activations for a batch have ``shape``; ``SpecError`` naming ``field`` unless
+    they are a spatial map of more than one position (logits, a pooled vector and a 1 x 1 map have none)."""
+    if len(shape) != 4 or int(shape[2]) * int(shape[3]) < 2:
+        raise SpecError(field, f"layer {layer!r} has no spatial map (its activations are {tuple(shape[1:])}); "
+                        "choose a convolutional layer before the pooling ('featviz layers MODEL' lists the shapes).")
+    return int(shape[1]), int(shape[2]), int(shape[3])
+
+
+def probe_layer(model: nn.Module, info: ModelInfo, layer: str, field: str = "objective.layer") -> torch.Tensor:
+    """The activations (2, C, H, W) of ``layer`` for a grey and a seeded noise image at the network's input
+    size, once the layer is known to exist and to have a spatial map (``SpecError`` naming ``field``).
+
+    The passes call it before they write anything; the noise image shows whether the layer can go negative.
+    """
+    resolve_layer(model, layer, field=field)
+    s = info.input_size
+    x = torch.cat([torch.full((1, 3, s, s), 0.5), torch.rand(1, 3, s, s, generator=torch.Generator().manual_seed(0))])
+    param = next(iter(model.parameters()), None)
+    with torch.no_grad():
+        a = forward_to(model.eval(), Preprocess(info)(x).to(param.device if param is not None else "cpu"),
+                       [layer])[layer]
+    check_map(a.shape, layer, field)
+    return a.float().cpu()
 
 
 def sample_activations(model: nn.Module, info: ModelInfo, layer: str, images: str | Path, *, size: int = 20000,
@@ -136,12 +178,8 @@ def sample_activations(model: nn.Module, info: ModelInfo, layer: str, images: st
     model = model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    resolve_layer(model, layer, field="layer")
+    probe = probe_layer(model, info, layer, field="layer")
     pre = Preprocess(info)
-    probe = forward_to(model, pre(torch.zeros(1, 3, info.input_size, info.input_size)), [layer])[layer]
-    if probe.dim() != 4:
-        raise SpecError("layer", f"layer {layer!r} has no spatial map (shape {tuple(probe.shape[1:])}); "
-                        "choose a convolutional layer.")
     fingerprint = {"format": FORMAT, "model": identity or {"name": info.name}, "input_size": info.input_size,
                    "layer": layer, "size": size, "seed": seed, "crops": crops, "class": klass,
                    "images": str(root.resolve())}
@@ -153,18 +191,24 @@ def sample_activations(model: nn.Module, info: ModelInfo, layer: str, images: st
     loader = torch.utils.data.DataLoader(ImageChunks(root, state.done, batch_size, info.input_size), batch_size=None,
                                          num_workers=workers)
     last_saved, started, t0 = state.done, state.done, time.perf_counter()
+    skipped: list[str] = []
     for chunk in loader:
+        skipped += [f"{p} ({e})" for p, ok, e in zip(chunk["paths"], chunk["ok"].tolist(), chunk["errors"]) if not ok]
         state = _step(state, chunk, model, pre, layer, size, seed, crops, klass)
         if checkpoint and state.done - last_saved >= checkpoint_every:
             _save(checkpoint, fingerprint, state)
             last_saved = state.done
         if progress is not None:
             progress(state.done, total, (state.done - started) / max(1e-9, time.perf_counter() - t0))
+    if state.vectors.shape[0] == 0:  # before the checkpoint: an empty sample is not worth resuming
+        raise SpecError("--class" if klass is not None else "--images", f"{root}: no readable image gave a "
+                        "position to sample" + (f" with a positive attribution to class {klass}; choose another "
+                                                "class or folder" if klass is not None else "") + ".")
     if checkpoint and (state.done != last_saved or not checkpoint.exists()):
         _save(checkpoint, fingerprint, state)
-    if state.vectors.shape[0] == 0:
-        raise SpecError("--images", f"{root}: no readable image gave a position to sample"
-                        + (f" with a positive attribution to class {klass}" if klass is not None else "") + ".")
+    if skipped and notify is not None:
+        notify(f"{len(skipped)} unreadable image(s) skipped: " + "; ".join(skipped[:3])
+               + (f"; {len(skipped) - 3} more" if len(skipped) > 3 else ""))
     return state
 
 
