@@ -37,10 +37,12 @@ def _spec(objective: Any, **rest: Any) -> dict[str, Any]:
 
 
 def _pair(param: dict[str, Any], optimizer: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One channel and one class, each restricted to its batch element."""
+    """One channel and one class, each restricted to its batch element; Adam at the default rate unless
+    ``optimizer`` is given."""
     terms = [{"type": "channel", "layer": "_blocks.10", "unit": 4, "batch": 0},
              {"type": "logit", "unit": "goldfish", "batch": 1}]
-    return _spec(terms, param={"size": 128, "batch": 2, **param}, optimizer=optimizer or {"type": "adam", "lr": 0.05})
+    rest = {"optimizer": optimizer} if optimizer else {}
+    return _spec(terms, param={"size": 128, "batch": 2, **param}, **rest)
 
 
 def _diverse(weight: float) -> dict[str, Any]:
@@ -69,6 +71,7 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     "param_pixel_decorrelated": _pair({"type": "pixel", "decorrelate": True}),
     "param_fft_rgb": _pair({"type": "fft", "decorrelate": False}),
     "param_fft_decorrelated": _pair({"type": "fft", "decorrelate": True}),
+    "param_fft_decay1": _pair({"type": "fft", "decorrelate": True, "decay_power": 1.0}),  # Lucid's 1/f
     "param_pixel_sign": _pair({"type": "pixel", "decorrelate": False}, {"type": "sign", "lr": 0.01}),
     "param_fft_sign": _pair({"type": "fft", "decorrelate": True}, {"type": "sign", "lr": 0.01}),
     **{f"param_pixel_sgd_{lr}": _pair({"type": "pixel", "decorrelate": False}, {"type": "sgd", "lr": float(lr)})
@@ -121,6 +124,9 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
                       relu_redirect=0, steps=128),
     "relu_on": _spec({"type": "channel", "layer": "_blocks.12._act1", "units": list(range(8))},
                      relu_redirect=16, steps=128),
+    # ... and a block output (no ReLU after it), where the redirect should change little
+    **{f"relu_block_{n}": _spec({"type": "channel", "layer": "_blocks.10", "units": list(range(8))},
+                                relu_redirect=n, steps=64) for n in (0, 16)},
 }
 
 
@@ -368,8 +374,8 @@ def compose(renders: list[Path], size: int = 96) -> None:
 
     param_names = [("param_pixel_rgb", "pixel Adam"), ("param_pixel_sgd_100", "pixel SGD"),
                    ("param_pixel_sign", "pixel sign"), ("param_pixel_decorrelated", "pix+dec Adam"),
-                   ("param_fft_rgb", "FFT Adam"), ("param_fft_decorrelated", "FFT+dec Adam"),
-                   ("param_fft_sign", "FFT+dec sign")]
+                   ("param_fft_rgb", "FFT Adam"), ("param_fft_decay1", "FFT+dec 1/f"),
+                   ("param_fft_decorrelated", "FFT+dec Adam"), ("param_fft_sign", "FFT+dec sign")]
     if ready("parameterizations", *(n for n, _ in param_names)):
         rows = [_row(np.stack([r[n][k] for n, _ in param_names]), [lab for _, lab in param_names], 84)
                 for k in (0, 1)]
