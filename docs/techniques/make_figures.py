@@ -1,7 +1,7 @@
 """Renders and assembles the figures of docs/techniques.md.
 
-    python docs/techniques/make_figures.py render --device cpu --out /tmp/fig   # the renders (2 CPU cores: ~1 h)
-    python docs/techniques/make_figures.py compose --renders /tmp/fig          # the small files in docs/techniques/
+    python docs/techniques/make_figures.py render --device cpu --threads 1 --out /tmp/fig  # the renders (busy 2-core CPU: ~45 min)
+    python docs/techniques/make_figures.py compose --renders /tmp/fig                     # the small files in docs/techniques/
 
 ``render`` runs every experiment of the page with the embedded EfficientNet-Lite0; each
 experiment saves its images (uint8) as ``NAME.npz`` and the figures quoted in the text as
