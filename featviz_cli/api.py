@@ -114,29 +114,29 @@ def render_to_dir(
     model loaded once for both; ``examples_progress`` and ``notify`` report on that pass.
     """
     from .models import load_model
-    from .outputs import Animation, prepare_output_dir, write_render
+    from .outputs import Animation, output_dir, write_render
 
     spec = as_spec(spec)
-    out = prepare_output_dir(Path(out_dir or spec.output.dir))  # fail before the long work
-    # With a dataset the model is loaded once for both passes; else the render loads (and times) it.
-    model, info = load_model(spec.model) if spec.dataset.images else (None, None)
-    result = _render_spec(spec, model=model, info=info, progress=progress)
-    meta = result_meta(result)
-    meta["output_dir"] = str(out)
-    it = spec.interpolate
-    files = write_render(
-        out, result.images.permute(0, 2, 3, 1).numpy(), result.labels, meta,
-        grid=spec.output.grid,
-        per_image=spec.output.images,
-        snapshots={k: v.permute(0, 2, 3, 1).numpy() for k, v in result.snapshots.items()},
-        stem_names=result.labels,
-        grid_labels=spec.output.labels,
-        animation=None if it is None else Animation(it.duration_ms, it.pingpong, it.webp),
-        alpha=None if result.alpha is None else result.alpha.numpy(),
-    )
-    if spec.dataset.images:  # the dataset rule: examples beside the images, for the CLI and the API alike
-        from .examples import run_examples
+    with output_dir(Path(out_dir or spec.output.dir)) as out:  # made first: a failure before any file removes it
+        # With a dataset the model is loaded once for both passes; else the render loads (and times) it.
+        model, info = load_model(spec.model) if spec.dataset.images else (None, None)
+        result = _render_spec(spec, model=model, info=info, progress=progress)
+        meta = result_meta(result)
+        meta["output_dir"] = str(out)
+        it = spec.interpolate
+        files = write_render(
+            out, result.images.permute(0, 2, 3, 1).numpy(), result.labels, meta,
+            grid=spec.output.grid,
+            per_image=spec.output.images,
+            snapshots={k: v.permute(0, 2, 3, 1).numpy() for k, v in result.snapshots.items()},
+            stem_names=result.labels,
+            grid_labels=spec.output.labels,
+            animation=None if it is None else Animation(it.duration_ms, it.pingpong, it.webp),
+            alpha=None if result.alpha is None else result.alpha.numpy(),
+        )
+        if spec.dataset.images:  # the dataset rule: examples beside the images, for the CLI and the API alike
+            from .examples import run_examples
 
-        here = dataclasses.replace(spec, output=dataclasses.replace(spec.output, dir=str(out)))
-        result.examples = run_examples(here, model=model, info=info, progress=examples_progress, notify=notify)
-    return result, files
+            here = dataclasses.replace(spec, output=dataclasses.replace(spec.output, dir=str(out)))
+            result.examples = run_examples(here, model=model, info=info, progress=examples_progress, notify=notify)
+        return result, files

@@ -204,6 +204,30 @@ def test_validate_for_sweep_refuses_what_the_sweep_refuses(runner: CliRunner, tm
     assert result.exit_code == 2 and "--for: 'gallery' is not a command" in _one_error_line(result.stderr)
 
 
+def test_a_refused_spec_leaves_no_output_directory(runner: CliRunner, tmp_path: Path, tiny_spec: dict) -> None:
+    """Errors found after the output directory was made (the plan, the dictionary) still leave nothing."""
+    import numpy as np
+
+    np.save(tmp_path / "dict.npy", np.ones((3, 16), np.float32))  # act3 has 32 channels
+    (tmp_path / "photos").mkdir()
+    Image.new("RGB", (40, 40), (200, 30, 30)).save(tmp_path / "photos" / "a.png")
+    misfit = {**tiny_spec, "objective": {"type": "direction", "layer": "act3", "vector_file": str(tmp_path / "dict.npy"),
+                                         "units": "0:3"}}
+    sweep_only = {**tiny_spec, "objective": {"type": "channel", "layer": "act2", "units": "0:16"}}
+    cases = {
+        "sweep": (["sweep", str(_spec_file(tmp_path, misfit, "a.yaml")), "-q"], "objective.vector_file"),
+        "examples": (["examples", str(_spec_file(tmp_path, misfit, "b.yaml")), "--images", str(tmp_path / "photos"), "-q"],
+                     "objective.vector_file"),
+        "render": (["render", str(_spec_file(tmp_path, sweep_only, "c.yaml"))], "objective.units"),
+    }
+    for name, (args, field) in cases.items():
+        out = tmp_path / "new" / name
+        result = runner.invoke(app, [*args, "--out", str(out)])
+        assert result.exit_code == 2, (name, result.stderr)
+        assert _one_error_line(result.stderr).startswith(f"Error: {field}"), name
+        assert not (tmp_path / "new").exists(), (name, sorted(p.name for p in out.rglob("*")) if out.exists() else None)
+
+
 def test_validate_yaml_syntax_error(runner: CliRunner, tmp_path: Path) -> None:
     path = tmp_path / "broken.yaml"
     path.write_text("steps: 4\nobjective: [\n")

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from featviz_cli.errors import OutputError
+from featviz_cli.errors import OutputError, SpecError
 from featviz_cli.outputs.files import (
     MAX_NAME_LENGTH,
     atomic_write_bytes,
@@ -24,6 +24,7 @@ from featviz_cli.outputs.files import (
     atomic_write_text,
     ensure_dir,
     json_text,
+    output_dir,
     prepare_output_dir,
     record_problem,
     remove_file,
@@ -394,6 +395,45 @@ def test_ensure_dir(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- output directory
+
+
+def test_output_dir_removes_what_it_created_when_the_command_fails_before_writing(tmp_path: Path) -> None:
+    with pytest.raises(SpecError):
+        with output_dir(tmp_path / "a" / "b" / "out") as out:
+            assert out.is_dir() and out == (tmp_path / "a" / "b" / "out").resolve()
+            (out / "sub").mkdir()  # directories alone are nothing written
+            raise SpecError("--x", "bad")
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_output_dir_keeps_what_was_written_and_what_was_there(tmp_path: Path) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        with output_dir(tmp_path / "new") as out:
+            (out / "sample-1.pt").write_bytes(b"checkpoint")
+            raise KeyboardInterrupt
+    assert (tmp_path / "new" / "sample-1.pt").read_bytes() == b"checkpoint"
+    (tmp_path / "old").mkdir()
+    with pytest.raises(ValueError):
+        with output_dir(tmp_path / "old"):
+            raise ValueError
+    assert (tmp_path / "old").is_dir()  # it existed before: left alone
+    with output_dir(tmp_path / "fine") as out:
+        pass
+    assert out.is_dir()
+
+
+def test_output_dir_removes_scratch_files_with_the_directory_but_counts_other_files(tmp_path: Path) -> None:
+    with pytest.raises(SpecError):
+        with output_dir(tmp_path / "run", scratch=[".lock"]) as out:
+            (out / ".lock").write_bytes(b"")
+            raise SpecError("x", "bad")
+    assert sorted(tmp_path.iterdir()) == []  # a lock alone is nothing written
+    with pytest.raises(SpecError):
+        with output_dir(tmp_path / "run2", scratch=[".lock"]) as out:
+            (out / ".lock").write_bytes(b"")
+            (out / "sweep.json").write_text("{}")
+            raise SpecError("x", "bad")
+    assert sorted(p.name for p in (tmp_path / "run2").iterdir()) == [".lock", "sweep.json"]
 
 
 def test_prepare_output_dir_creates_parents(tmp_path: Path) -> None:

@@ -26,8 +26,8 @@ from ..config import Spec
 from ..errors import SpecError
 from ..html import render
 from ..models import load_model
-from ..outputs import atomic_write_bytes, atomic_write_json, atomic_write_text, write_png
-from .layout import kept, output_dir
+from ..outputs import atomic_write_bytes, atomic_write_json, atomic_write_text, output_dir, write_png
+from .layout import kept
 from .matrix import save_dictionary
 from .neuron_groups import checkpoint_for, spec_layer
 from .render import RENDERS_DIR, render_dictionary, render_path

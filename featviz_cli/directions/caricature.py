@@ -23,8 +23,8 @@ from ..hooks import forward_to, resolve_layer
 from ..images import load_image
 from ..models import ModelInfo, load_model
 from ..models.preprocess import Preprocess
-from ..outputs import atomic_write_json, ensure_dir, make_grid, sanitize_filename, sha256_file, to_uint8, write_png
-from .layout import CARICATURES_DIR, CARICATURES_JSON, caricature_rel, output_dir
+from ..outputs import atomic_write_json, ensure_dir, make_grid, output_dir, sanitize_filename, sha256_file, to_uint8, write_png
+from .layout import CARICATURES_DIR, CARICATURES_JSON, caricature_rel
 
 DEFAULT_COSSIM_POW = 1.0
 

@@ -26,11 +26,10 @@ from ..hooks import resolve_layer
 from ..html import render
 from ..images import load_image
 from ..models import load_model
-from ..outputs import atomic_write_json, atomic_write_text, sha256_file, to_uint8, write_png
+from ..outputs import atomic_write_json, atomic_write_text, output_dir, sha256_file, to_uint8, write_png
 from ..params.grid import SharedGrid
 from ..recipe import build_recipe
 from .caricature import check_photo, photo_activations
-from .layout import output_dir
 from .render import tile
 from .sample import check_map
 

@@ -14,13 +14,11 @@ gallery index (and any model index) can show each layer's caricature beside its 
 from __future__ import annotations
 
 import json
-import os
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import OutputError, SpecError
-from ..outputs import prepare_output_dir, safe_join
+from ..outputs import safe_join
 
 CARICATURES_DIR = "caricatures"
 CARICATURES_JSON = "caricatures.json"
@@ -49,34 +47,6 @@ def read_caricatures(out: Path) -> dict[str, Any] | None:
     return {**doc, "layers": layers}
 
 
-@contextmanager
-def output_dir(out: str | Path) -> Iterator[Path]:
-    """``prepare_output_dir(out)`` for one pass: if the pass fails before it has written a file there, the
-    directories it created are removed again, so that an error leaves nothing behind. (A pass that failed
-    after writing its sample's checkpoint keeps it: the rerun resumes from it.)"""
-    target = Path(out).absolute()
-    created = next((p for p in [*reversed(target.parents), target] if not p.exists()), None)
-    path = prepare_output_dir(target)
-    try:
-        yield path
-    except BaseException:
-        if created is not None:
-            _remove_if_empty(created)
-        raise
-
-
 def kept(error: SpecError, what: str, out: Path) -> SpecError:
     """``error`` (found after a long pass) saying that ``what`` stays in ``out`` for the rerun to reuse."""
     return SpecError(error.field, str(error).split(": ", 1)[1] + f" ({what} stays in {out}; the rerun reuses it.)")
-
-
-def _remove_if_empty(top: Path) -> None:
-    """Remove ``top`` and the directories below it if none of them holds a file."""
-    walk = list(os.walk(top, topdown=False))
-    if any(files for _, _, files in walk):
-        return
-    for folder, _, _ in walk:
-        try:
-            os.rmdir(folder)
-        except OSError:
-            return

@@ -26,10 +26,10 @@ from ..examples.dataset import load_for_network
 from ..html import render
 from ..images import iter_images
 from ..models import load_model
-from ..outputs import atomic_write_json, atomic_write_text, ensure_dir, write_png
+from ..outputs import atomic_write_json, atomic_write_text, ensure_dir, output_dir, write_png
 from .caricature import batch_activations
 from .factors import METHODS, fit_factors
-from .layout import kept, output_dir
+from .layout import kept
 from .matrix import save_dictionary
 from .render import RENDERS_DIR, heat_overlay, render_dictionary, render_path
 from .sample import check_folder, probe_layer, sample_activations

@@ -18,7 +18,7 @@ from ..engine import Progress
 from ..errors import SpecError
 from ..hooks import OUTPUT
 from ..models import ModelInfo, load_model
-from ..outputs import prepare_output_dir, remove_temps
+from ..outputs import output_dir, remove_temps
 from ..runtime import pick_device, resolve_precision
 from .checkpoint import DamagedCheckpoint, checkpoint_path, pass_fingerprint
 from .digest import digest_path, record_digest
@@ -79,52 +79,52 @@ def run_examples(
     ds = spec.dataset
     if not ds.images:
         raise SpecError("dataset.images", "no image folder; give --images DIR or dataset.images in the spec.")
-    out = prepare_output_dir(Path(spec.output.dir))  # fail before the long pass
-    device = pick_device(spec.device)
-    dtype = None if spec.precision == "auto" else resolve_precision(spec.precision, device)
-    if model is None or info is None:
-        model, info = load_model(spec.model)
-    layers = spec_layers(spec)
-    bases = spec_bases(spec)
-    identity: dict[str, Any] = dataclasses.asdict(spec.model)
-    if bases:  # the ranked units are the dictionary's rows: a checkpoint is for this dictionary only
-        identity["bases"] = {layer: b.about["sha256"] for layer, b in bases.items()}
-    root = Path(ds.images)
-    fp = pass_fingerprint(info, identity, layers, ds.k, ds.bottom, root, ds.rf_mass)
-    ckpt = checkpoint_path(out, fp)
-    if restart:
-        ckpt.unlink(missing_ok=True)
-    missing = not restart and not ckpt.exists()
-    repaired: dict[str, str] = {}  # the checkpoint's files
+    with output_dir(Path(spec.output.dir)) as out:  # made first: a failure before any file removes it
+        device = pick_device(spec.device)
+        dtype = None if spec.precision == "auto" else resolve_precision(spec.precision, device)
+        if model is None or info is None:
+            model, info = load_model(spec.model)
+        layers = spec_layers(spec)
+        bases = spec_bases(spec)
+        identity: dict[str, Any] = dataclasses.asdict(spec.model)
+        if bases:  # the ranked units are the dictionary's rows: a checkpoint is for this dictionary only
+            identity["bases"] = {layer: b.about["sha256"] for layer, b in bases.items()}
+        root = Path(ds.images)
+        fp = pass_fingerprint(info, identity, layers, ds.k, ds.bottom, root, ds.rf_mass)
+        ckpt = checkpoint_path(out, fp)
+        if restart:
+            ckpt.unlink(missing_ok=True)
+        missing = not restart and not ckpt.exists()
+        repaired: dict[str, str] = {}  # the checkpoint's files
 
-    def run_pass() -> ExamplesResult:
-        return collect(
-            model, info, layers, root, k=ds.k, bottom=ds.bottom, batch_size=ds.batch_size, workers=ds.workers,
-            device=device, autocast_dtype=dtype, rf_mass=ds.rf_mass, checkpoint=ckpt,
-            checkpoint_every=ds.checkpoint_every, identity=identity, progress=progress, notify=notify,
-            bases=bases,
-        )
+        def run_pass() -> ExamplesResult:
+            return collect(
+                model, info, layers, root, k=ds.k, bottom=ds.bottom, batch_size=ds.batch_size, workers=ds.workers,
+                device=device, autocast_dtype=dtype, rf_mass=ds.rf_mass, checkpoint=ckpt,
+                checkpoint_every=ds.checkpoint_every, identity=identity, progress=progress, notify=notify,
+                bases=bases,
+            )
 
-    try:
-        result = run_pass()
-    except DamagedCheckpoint as err:
+        try:
+            result = run_pass()
+        except DamagedCheckpoint as err:
+            if notify is not None:
+                notify(f"{err.path} {err.problem}: deleting it and running the pass again")
+            err.path.unlink(missing_ok=True)
+            repaired[f"{EXAMPLES_DIR}/{ckpt.name}"] = err.problem
+            result = run_pass()
+        remove_temps(ckpt.parent, [ckpt.stem])  # left by a kill while the checkpoint or its digest was written
+        rerun = bool(repaired) or result.resumed_from == result.files  # the examples were written before
+        if record_digest(ckpt):  # none (an earlier featviz), or an unreadable one, beside a readable checkpoint
+            repaired[f"{EXAMPLES_DIR}/{digest_path(ckpt).name}"] = "is missing or unreadable"
+        t0 = time.perf_counter()
+        report = update_examples(result, out, workers=ds.workers, model_name=spec.model.name)
+        result.timings["write_s"] = round(time.perf_counter() - t0, 3)
+        if missing and report.vouched:  # a finished pass whose checkpoint was deleted: it ran again
+            repaired[f"{EXAMPLES_DIR}/{ckpt.name}"] = "is missing"
+            rerun = True
+        result.repaired = {**repaired, **(report.written if rerun else {})}
         if notify is not None:
-            notify(f"{err.path} {err.problem}: deleting it and running the pass again")
-        err.path.unlink(missing_ok=True)
-        repaired[f"{EXAMPLES_DIR}/{ckpt.name}"] = err.problem
-        result = run_pass()
-    remove_temps(ckpt.parent, [ckpt.stem])  # left by a kill while the checkpoint or its digest was written
-    rerun = bool(repaired) or result.resumed_from == result.files  # the examples were written before
-    if record_digest(ckpt):  # none (an earlier featviz), or an unreadable one, beside a readable checkpoint
-        repaired[f"{EXAMPLES_DIR}/{digest_path(ckpt).name}"] = "is missing or unreadable"
-    t0 = time.perf_counter()
-    report = update_examples(result, out, workers=ds.workers, model_name=spec.model.name)
-    result.timings["write_s"] = round(time.perf_counter() - t0, 3)
-    if missing and report.vouched:  # a finished pass whose checkpoint was deleted: it ran again
-        repaired[f"{EXAMPLES_DIR}/{ckpt.name}"] = "is missing"
-        rerun = True
-    result.repaired = {**repaired, **(report.written if rerun else {})}
-    if notify is not None:
-        for line in repair_lines(result.repaired, SHOWN_REPAIRS):
-            notify(line)
-    return result, report.paths
+            for line in repair_lines(result.repaired, SHOWN_REPAIRS):
+                notify(line)
+        return result, report.paths

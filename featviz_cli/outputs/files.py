@@ -17,7 +17,7 @@ import os
 import re
 import secrets
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from ..errors import OutputError
 
@@ -288,6 +288,39 @@ def prepare_output_dir(path: Path) -> Path:
     except OSError as err:
         raise _write_error(path, err, "cannot write to output directory") from err
     return path.resolve()
+
+
+@contextlib.contextmanager
+def output_dir(path: str | Path, *, scratch: Iterable[str] = ()) -> Iterator[Path]:
+    """``prepare_output_dir(path)`` for one command: if the command fails before it has written a file
+    there, the directories it created are removed again, so that an error leaves nothing behind.
+
+    ``scratch``: names of files (a lock) that do not count as written; they go with the directory.
+    A command that failed after writing a file (a checkpoint to resume from) keeps everything.
+    """
+    target = Path(path).absolute()
+    created = next((p for p in [*reversed(target.parents), target] if not p.exists()), None)
+    resolved = prepare_output_dir(target)
+    try:
+        yield resolved
+    except BaseException:
+        if created is not None:
+            _remove_if_empty(created, frozenset(scratch))
+        raise
+
+
+def _remove_if_empty(top: Path, scratch: frozenset[str]) -> None:
+    """Remove ``top`` and the directories below it if none of them holds a file other than ``scratch``."""
+    walk = list(os.walk(top, topdown=False))
+    if any(set(files) - scratch for _, _, files in walk):
+        return
+    try:
+        for folder, _, files in walk:
+            for name in files:
+                os.unlink(os.path.join(folder, name))
+            os.rmdir(folder)
+    except OSError:
+        return
 
 
 def ensure_dir(out_dir: Path, relative: str) -> Path:

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from ..config import Spec
-from ..outputs import prepare_output_dir
+from ..outputs import output_dir
 from .batch import Worker, render_batch
 from .manifest import rebuild
 from .plan import Batch, Plan, make_plan, shard_batches, sweep_term
+from .layout import LOCK_FILE
 from .record import open_run, read_record, run_lock
 from .stop import BatchAbandoned, StopFlag
 from .units import CORRUPT, DONE, check_unit
@@ -76,15 +77,15 @@ def run_sweep(spec: Spec, out: str | Path | None = None, *, shard: tuple[int, in
 
     t0 = time.perf_counter()
     sweep_term(spec)  # spec errors before any model is loaded
-    out = prepare_output_dir(Path(out or spec.output.dir))
-    devices = devices or [spec.device]
-    device_type = pick_device(devices[0]).type
-    model, info = load_model(spec.model)
-    with run_lock(out):
-        existing = read_record(out)
-        recorded = existing.get("batch_size") if existing and not new_run else None
-        plan = make_plan(spec, model, info, device_type, recorded_batch=recorded)
-        open_run(out, plan, info, existing, new_run=new_run)
+    with output_dir(Path(out or spec.output.dir), scratch=[LOCK_FILE]) as out:  # removed if the plan fails
+        devices = devices or [spec.device]
+        device_type = pick_device(devices[0]).type
+        model, info = load_model(spec.model)
+        with run_lock(out):
+            existing = read_record(out)
+            recorded = existing.get("batch_size") if existing and not new_run else None
+            plan = make_plan(spec, model, info, device_type, recorded_batch=recorded)
+            open_run(out, plan, info, existing, new_run=new_run)
     mine = shard_batches(plan.batches, *shard)
     resume = resume_check(out, plan, mine)
     report = SweepReport(out, plan.spec_hash, plan.total, sum(len(b.units) for b in mine), resume.done,
