@@ -183,6 +183,11 @@ def test_a_dictionary_sweep_hashes_the_matrix_content(tiny_model, tmp_path: Path
     before = plan_of(tiny_model, data).spec_hash
     np.save(path, np.load(path) * 2)  # same file name, other directions
     assert plan_of(tiny_model, data).spec_hash != before
+    doubled = plan_of(tiny_model, data).spec_hash
+    moved = tmp_path / "elsewhere" / "renamed.npy"
+    moved.parent.mkdir()
+    Path(path).rename(moved)  # the same matrix under another name: the same run
+    assert plan_of(tiny_model, {**data, "objective": {**data["objective"], "vector_file": str(moved)}}).spec_hash == doubled
     channel = plan_of(tiny_model, term(units="0:4")).hashed
     assert "vector_file_sha256" not in channel and "vector_key" not in channel["objective"][0]
 

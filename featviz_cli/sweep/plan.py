@@ -256,8 +256,9 @@ def make_plan(spec: Spec, model: Any, info: Any, device_type: str = "cpu", *, re
         plans.append(LayerPlan(name, dirs[name], n, units, names))
     size = spec.sweep.batch or recorded_batch or default_batch(device_type)
     view = hashed_view(spec, plans, size)
-    if rows:  # the dictionary's content, not only its file name
+    if rows:  # the dictionary's content, not its path: a sweep moved with its dictionary resumes
         view["vector_file_sha256"] = rows[1]
+        view["objective"][index].pop("vector_file", None)
     techniques = techniques_of(spec, index)
     for i, t in enumerate(techniques):
         if t.layer is not None:
