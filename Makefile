@@ -15,7 +15,7 @@ help:
 	@echo "make demo   - render configs/quickstart.yaml on the embedded EfficientNet-Lite0 into $(OUT)"
 	@echo "make test   - install the dev extras (and Debian's chromium, SLURM and munge where missing) and run the test suite"
 	@echo "make bench  - install torch-lucent 0.1.8 beside featviz and run benchmarks/compare.py (BENCH_ARGS=--quick)"
-	@echo "make quality - the image-quality benchmark (Lite0 renders judged by Lite1, and the reverse) into $(QUALITY_OUT)"
+	@echo "make quality - the image-quality benchmark (Lite0 renders judged by Lite1, the reverse, feature accentuation) into $(QUALITY_OUT)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +79,7 @@ quality: $(DEVSTAMP)
 	$(PY) -m benchmarks.quality $(QUALITY_ARGS) --objective classes --objective _blocks.10:12 --out $(QUALITY_OUT)/lite0-by-lite1
 	$(PY) -m benchmarks.quality $(QUALITY_ARGS) --render-model efficientnet_lite1 --judge efficientnet_lite0 \
 	  --out $(QUALITY_OUT)/lite1-by-lite0
+	$(PY) -m benchmarks.accentuation --out $(QUALITY_OUT)/accentuation
 
 clean:
 	rm -rf out build *.egg-info

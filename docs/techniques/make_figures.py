@@ -60,7 +60,7 @@ def _interp(shared: bool, align: float) -> dict[str, Any]:
 
 
 DEEP = {"type": "channel", "layer": "_blocks.14", "units": [7, 31, 64, 100]}
-ACCENT_WEIGHT = 10.0  # regularizers.features.weight of configs/accentuation.yaml
+ACCENT_WEIGHT = 10.0  # too weak with the 1/f^1.5 default: configs/accentuation.yaml uses 50 (features50)
 MACO_BOX = 0.35  # crop side / canvas side: 640 * 0.35 = 224 px, the model's input
 MACO_TRANSFORMS = [{"type": "crops", "count": 4, "box": [MACO_BOX, MACO_BOX], "centres": "uniform"},
                    {"type": "noise", "std": 0.04}]
