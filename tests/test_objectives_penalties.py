@@ -81,7 +81,7 @@ def test_feature_distance_is_the_relative_distance_with_the_photo_read_once() ->
     with torch.no_grad():
         ref, cur = probe.conv(photo), probe.conv(images)
     want = 3.0 * (cur - ref).pow(2).flatten(1).sum(-1) / ref.pow(2).sum()
-    assert torch.allclose(got, want) and float(got[0]) < 1e-10 < float(got[1])
+    assert torch.allclose(got, want) and float(got[0].detach()) < 1e-10 < float(got[1].detach())
     again = penalty({obj.IMAGE: images})  # a second group of crops in the same step: no second forward
     assert len(probe.calls) == 2 and torch.equal(again, got)
     got.sum().backward()
