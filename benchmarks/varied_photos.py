@@ -21,27 +21,32 @@ SKLEARN = ("china.jpg", "flower.jpg")
 
 
 def package_photos() -> list[Path]:
-    """The seven photos' paths inside the installed scikit-image and scikit-learn."""
+    """The seven photos' paths inside the installed scikit-image and scikit-learn (LookupError where missing)."""
     try:
         import skimage
         import sklearn
     except ImportError as e:
-        raise SystemExit(f"Error: {e.name} is not installed; run 'pip install scikit-image scikit-learn'.") from None
+        raise LookupError(f"{e.name} is not installed; run 'pip install scikit-image scikit-learn'.") from None
     paths = [Path(skimage.__file__).parent / "data" / n for n in SKIMAGE]
     paths += [Path(sklearn.__file__).parent / "datasets" / "images" / n for n in SKLEARN]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
-        raise SystemExit(f"Error: not in the installed packages: {', '.join(missing)}.")
+        raise LookupError(f"not in the installed packages: {', '.join(missing)}.")
     return paths
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Copy the seven photos into the output folder (created), printing each file written."""
+    """Copy the seven photos into the output folder (created), printing each file written; 2 if they are missing."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out", type=Path, help="folder to copy the photos into")
     args = ap.parse_args(argv)
+    try:
+        photos = package_photos()
+    except LookupError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    for p in package_photos():
+    for p in photos:
         shutil.copyfile(p, args.out / p.name)
         print(args.out / p.name)
     return 0
