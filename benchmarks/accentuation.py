@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from benchmarks.quality import Judge, high_frequency_share
 
@@ -46,13 +45,9 @@ class Measure:
     """Distances of images to one photo in the rendering model's layers, and its class logit."""
 
     def __init__(self, spec: Any, photo: torch.Tensor) -> None:
-        from featviz_cli.models import load_model
-        from featviz_cli.models.preprocess import Preprocess
-
-        self.model, self.info = load_model(spec.model)
-        self.pre = Preprocess(self.info)
+        self.net = Judge(spec.model)  # the rendering model, read the way the judge reads images
         self.photo = photo
-        self.unit = self.info.class_names.index("tiger")
+        self.unit = self.net.info.class_names.index("tiger")
         self.ref = self.layers(photo[None])
 
     @torch.no_grad()
@@ -60,9 +55,7 @@ class Measure:
         """The activations at ``LAYERS`` and the logits of (N, 3, H, W) images in [0, 1], at the model's input."""
         from featviz_cli.hooks import OUTPUT, forward_to
 
-        n = self.info.input_size
-        x = F.interpolate(images.float(), size=(n, n), mode="bilinear", antialias=True, align_corners=False)
-        return forward_to(self.model, self.pre(x), [*LAYERS, OUTPUT])
+        return forward_to(self.net.model, self.net.inputs(images), [*LAYERS, OUTPUT])
 
     def row(self, image: torch.Tensor) -> dict[str, float]:
         """The distances of one (3, H, W) image to the photo, and the rendering model's tiger logit."""

@@ -72,30 +72,34 @@ def high_frequency_share(image: torch.Tensor, size: int = HF_SIZE, cutoff: float
 class Judge:
     """A classifier that never rendered: class probabilities of images in [0, 1]."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, model: Any) -> None:
+        """``model``: a model name, or a ``ModelSpec`` (a spec's ``model``)."""
         from featviz_cli.config import ModelSpec
         from featviz_cli.models import load_model
         from featviz_cli.models.preprocess import Preprocess
 
-        self.name = name
-        self.model, self.info = load_model(ModelSpec(name=name))
+        spec = ModelSpec(name=model) if isinstance(model, str) else model
+        self.name = spec.name
+        self.model, self.info = load_model(spec)
         self.pre = Preprocess(self.info)
+
+    def inputs(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) images in [0, 1] resized to the network's input and preprocessed for it."""
+        n = self.info.input_size
+        x = F.interpolate(images.float(), size=(n, n), mode="bilinear", antialias=True, align_corners=False)
+        return self.pre(x)
 
     @torch.no_grad()
     def probs(self, images: torch.Tensor) -> torch.Tensor:
         """(N, classes) softmax probabilities of (N, 3, H, W) images, resized to the judge's input."""
-        n = self.info.input_size
-        x = F.interpolate(images.float(), size=(n, n), mode="bilinear", antialias=True, align_corners=False)
-        return torch.softmax(self.model(self.pre(x)).float(), dim=1)
+        return torch.softmax(self.model(self.inputs(images)).float(), dim=1)
 
     @torch.no_grad()
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """(N, C) pooled penultimate features (the input of the classifier) of (N, 3, H, W) images."""
         from featviz_cli.hooks import forward_to
 
-        n = self.info.input_size
-        x = F.interpolate(images.float(), size=(n, n), mode="bilinear", antialias=True, align_corners=False)
-        return forward_to(self.model, self.pre(x), [FEATURE_LAYER])[FEATURE_LAYER].float().flatten(1)
+        return forward_to(self.model, self.inputs(images), [FEATURE_LAYER])[FEATURE_LAYER].float().flatten(1)
 
     def crops(self, image: torch.Tensor, generator: torch.Generator,
               side_range: tuple[float, float] = CROP_SIDE, count: int = CROPS) -> torch.Tensor:

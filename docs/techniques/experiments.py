@@ -114,9 +114,8 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
 }
 
 
-
-
 def photo(path: str, size: int) -> np.ndarray:
+    """A photo of the repository as an (H, W, 3) uint8 array, loaded and sized the way renders start from it."""
     from featviz_cli.images import load_image
 
     return (load_image(ROOT / path, size).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)

@@ -45,12 +45,9 @@ def write_metrics(metrics: dict[str, Any]) -> None:
 
 
 def _row(images: np.ndarray, labels: list[str] | None, size: int) -> np.ndarray:
-    from PIL import Image
-
     from featviz_cli.outputs import make_grid
 
-    small = np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.Resampling.LANCZOS))
-                      for im in images])
+    small = _small(images, size)
     return make_grid(small, labels, ncols=len(small))
 
 
@@ -151,6 +148,7 @@ def _on_white(images: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
 
 def _small(images: np.ndarray, size: int) -> np.ndarray:
+    """(N, H, W, 3) uint8 images resized to ``size`` (Lanczos)."""
     from PIL import Image
 
     return np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.Resampling.LANCZOS)) for im in images])
