@@ -1,8 +1,9 @@
 """Why MACO renders were pale and washed out, measured: photos against random-phase MACO images.
 
-    python -m benchmarks.maco_measure [--size 256]
+    python -m benchmarks.maco_measure [--size 256] [--photos DIR]
 
-Prints, for the photos of tests/data and for MACO images with a random phase (the state every
+Prints, for photos (tests/data, or DIR: ``python -m benchmarks.varied_photos DIR`` gives the seven the
+built-in magnitude is fitted to) and for MACO images with a random phase (the state every
 render starts from, and the contrast it keeps: both standardizations fix it), the contrast and
 colour of the pixels, the share of the image's variance near the corners, the power law fitted
 to the photos' spectrum per decorrelated colour channel (the built-in magnitude's constants),
@@ -67,6 +68,7 @@ def crop_coverage(centres: str, box: float, steps: int = 2000, count: int = 8, g
 
 
 def main(argv: list[str] | None = None) -> int:
+    from featviz_cli.errors import SpecError
     from featviz_cli.images import list_images, load_image
     from featviz_cli.params.base import to_valid_rgb
     from featviz_cli.params.maco import GAIN, PHASE_STD, MacoImage
@@ -75,13 +77,23 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--photos", type=Path, default=PHOTOS, help="Folder of photos (default: tests/data).")
     args = ap.parse_args(argv)
     size = args.size
-    photos = torch.stack([load_image(p, size) for p in list_images(PHOTOS)])
+    try:
+        files = list_images(args.photos)
+    except SpecError as e:
+        files, why = [], str(e).split(": ", 1)[-1]
+    else:
+        why = "no images there; give a folder of photos."
+    if not files:
+        print(f"Error: --photos {why}", file=sys.stderr)
+        return 2
+    photos = torch.stack([load_image(p, size) for p in files])
     st = pixel_stats(photos)
-    print(f"photos ({len(photos)} in tests/data, {size} px): pixel std {st['std']:.3f}, "
+    print(f"photos ({len(photos)} in {args.photos}, {size} px): pixel std {st['std']:.3f}, "
           f"1-99 % spread {st['p1_p99']:.2f}, colourfulness {st['colour']:.0f}, HF share {st['hf']:.3f}")
-    spectrum = compute_spectrum(PHOTOS, size)["magnitude"]
+    spectrum = compute_spectrum(args.photos, size)["magnitude"]
     slopes, amps = fit_power_law(spectrum, 2 / 256, 0.4)
     print("photos' spectrum, power law per decorrelated channel (luminance, colour 1, colour 2):")
     print(f"  slopes {', '.join(f'{s:.2f}' for s in slopes)}; amplitudes at 0.1 c/px {', '.join(f'{a:.2f}' for a in amps)}")

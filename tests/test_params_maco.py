@@ -1,6 +1,7 @@
 """params/maco.py: phase-only optimization with a fixed magnitude spectrum."""
 from __future__ import annotations
 
+import shutil
 from typing import Any
 
 import pytest
@@ -158,11 +159,21 @@ def test_no_coherent_spike_at_the_corners() -> None:
     assert corner_share(_maco(size, natural_magnitude(size), batch=8, phase_std=1.0)) > 5 * area  # Horama's phase
 
 
-def test_built_in_magnitude_is_the_power_law_of_the_photos() -> None:
-    photos = compute_spectrum(DATA, 256)["magnitude"]
-    for got in (fit_power_law(photos, 2 / 256, 0.4), fit_power_law(natural_magnitude(256), 2 / 256, 0.4)):
+def test_built_in_magnitude_is_the_power_law_of_the_seven_varied_photos(tmp_path) -> None:
+    pytest.importorskip("skimage")
+    pytest.importorskip("sklearn")
+    from benchmarks.varied_photos import package_photos
+
+    for path in package_photos():
+        shutil.copy(path, tmp_path / path.name)
+    photos = compute_spectrum(tmp_path, 256)
+    assert photos["images"] == 7 and photos["skipped"] == 0
+    for got in (fit_power_law(photos["magnitude"], 2 / 256, 0.4), fit_power_law(natural_magnitude(256), 2 / 256, 0.4)):
         assert got[0] == pytest.approx(list(NATURAL_SLOPES), abs=0.02)
         assert got[1] == pytest.approx(list(NATURAL_AMPLITUDES), abs=0.02)
+    # the four photos of tests/data, mostly blue and brown, have much less colour than these seven
+    slopes, amplitudes = fit_power_law(compute_spectrum(DATA, 256)["magnitude"], 2 / 256, 0.4)
+    assert all(a < b - 0.2 for a, b in zip(amplitudes[1:], NATURAL_AMPLITUDES[1:]))
     mag = natural_magnitude(64)
     assert mag.shape == (3, 64, 33) and mag[:, 0, 0].eq(0).all() and (mag[:, 1:, 1:] > 0).all()
     assert describe_param("maco", {"size": 64, "spectrum": None}) == "maco(phase only, magnitude natural (built-in)), 64px"

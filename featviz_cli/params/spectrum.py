@@ -52,12 +52,13 @@ def one_over_f(size: int, decay_power: float = 1.0) -> torch.Tensor:
 #: The built-in magnitude, per decorrelated colour channel (luminance, then the two colour
 #: axes): amplitude ``NATURAL_AMPLITUDES[c] * (f / 0.1) ** -NATURAL_SLOPES[c]`` at f cycles/pixel.
 #: Fitted (least squares on the log of the radially averaged magnitude, 12 log-spaced bands from
-#: 2/256 to 0.4 cycles/pixel, so every octave counts the same) to the mean spectrum of the four
-#: photos in tests/data at 256 px: ``python -m benchmarks.maco_measure`` prints the fit. Colour
-#: falls off faster than luminance (slopes 1.68 and 1.46 against 1.30): photos have colour in
-#: large regions and fine detail in luminance, where a plain 1/f for every channel gives colour noise.
-NATURAL_SLOPES: tuple[float, float, float] = (1.30, 1.68, 1.46)
-NATURAL_AMPLITUDES: tuple[float, float, float] = (1.0, 0.74, 0.61)
+#: 2/256 to 0.4 cycles/pixel, so every octave counts the same) to the mean spectrum of seven varied
+#: colour photos at 256 px (``benchmarks/varied_photos.py``: scikit-image's and scikit-learn's; ``python
+#: -m benchmarks.maco_measure --photos DIR`` prints the fit). The four photos of tests/data, mostly blue
+#: and brown, gave far less colour (amplitudes 0.74 and 0.61): MACO renders of every class came out blue
+#: and orange and were recognized less often than FFT's (QUALITY.md, "A built-in magnitude of varied photos").
+NATURAL_SLOPES: tuple[float, float, float] = (1.28, 1.38, 1.24)
+NATURAL_AMPLITUDES: tuple[float, float, float] = (1.0, 1.13, 0.93)
 NATURAL_REFERENCE_FREQUENCY = 0.1
 
 
