@@ -233,10 +233,12 @@ def setting_spec(render_model: str, overrides: Sequence[str], seed: int, channel
 
 
 def run(settings: list[tuple[str, list[str]]], seeds: Sequence[int], render_model: str, judge_name: str,
-        out: Path, progress: bool = True, objectives: Sequence[str] = ("classes",)) -> dict[str, Any]:
+        out: Path, progress: bool = True, objectives: Sequence[str] = ("classes",),
+        crop_side: tuple[float, float] | None = None) -> dict[str, Any]:
     """Render and judge every setting; return the figures (also written under ``out``).
 
     ``objectives``: ``classes`` (the class logits) and/or ``LAYER:N`` (N channels of LAYER), each a table.
+    ``crop_side``: judge every setting's crops at these sides, instead of each at its own (``judged_scale``).
     """
     from featviz_cli.config import ModelSpec
     from featviz_cli.engine import render
@@ -261,7 +263,7 @@ def run(settings: list[tuple[str, list[str]]], seeds: Sequence[int], render_mode
             per_seed, seconds, cpu_seconds = [], [], []
             for seed in seeds:
                 spec = setting_spec(render_model, overrides, seed, group)
-                scale = judged_scale(spec)
+                scale = crop_side or judged_scale(spec)
                 t, cpu = time.perf_counter(), time.process_time()
                 result = render(spec, model=model, info=info)
                 cpu_seconds.append((time.process_time() - cpu) / len(names))
@@ -400,10 +402,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--objective", action="append", metavar="classes|LAYER:N",
                     help="what every setting renders, one table each (repeatable): the classes (default) or "
                     "N channels of LAYER")
+    ap.add_argument("--crop-side", type=float, nargs=2, metavar=("LO", "HI"),
+                    help="judge every setting on crops of these sides (fractions of the image side), so that "
+                    "settings that optimize different crop scales are compared at one view scale")
     args = ap.parse_args(argv)
+    if args.crop_side and not 0.05 <= args.crop_side[0] <= args.crop_side[1] <= 1.0:
+        raise SystemExit("Error: --crop-side LO HI needs 0.05 <= LO <= HI <= 1 (fractions of the image side)")
     torch.set_num_threads(args.threads)
     settings = [(s[0], s[1:]) for s in (args.setting or [["default"]])]
-    run(settings, args.seeds, args.render_model, args.judge, args.out, objectives=args.objective or ["classes"])
+    run(settings, args.seeds, args.render_model, args.judge, args.out, objectives=args.objective or ["classes"],
+        crop_side=tuple(args.crop_side) if args.crop_side else None)
     return 0
 
 
