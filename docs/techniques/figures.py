@@ -30,15 +30,29 @@ def load_renders(folders: list[Path]) -> tuple[dict[str, np.ndarray], dict[str, 
 
 def write_metrics(metrics: dict[str, Any]) -> None:
     """``metrics.json`` beside the figures: what all runs share (device, torch, threads) once under
-    ``_run``, then each experiment's figures in ``EXPERIMENTS`` order with what its run did differently."""
+    ``_run``, then each experiment's figures in ``EXPERIMENTS`` order with what its run did differently.
+
+    Experiments of ``EXPERIMENTS`` in the committed file that ``metrics`` does not hold are kept as they
+    are (one figure re-rendered on its own leaves the others' figures alone); then ``_run`` stays the
+    committed one.
+    """
+    path = HERE / "metrics.json"
+    old: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    kept = {k: v for k, v in old.items() if k in EXPERIMENTS and k not in metrics}
     runs = [m["run"] for m in metrics.values()]
-    shared = {k: v for k, v in runs[0].items() if all(r.get(k) == v for r in runs)} if runs else {}
+    if kept:
+        shared = old.get("_run", {})
+    else:
+        shared = {k: v for k, v in runs[0].items() if all(r.get(k) == v for r in runs)} if runs else {}
     doc: dict[str, Any] = {"_run": shared}
-    for name in [n for n in EXPERIMENTS if n in metrics] + sorted(set(metrics) - set(EXPERIMENTS)):
+    for name in [n for n in EXPERIMENTS if n in metrics or n in kept] + sorted((set(metrics) | set(kept)) - set(EXPERIMENTS)):
+        if name in kept:
+            doc[name] = kept[name]
+            continue
         m = {k: v for k, v in metrics[name].items() if k not in ("spec", "run")}
-        own = {k: v for k, v in metrics[name]["run"].items() if k not in shared}
+        own = {k: v for k, v in metrics[name]["run"].items() if shared.get(k) != v}
         doc[name] = {**m, "run": own} if own else m
-    (HERE / "metrics.json").write_text(json.dumps(doc, indent=1) + "\n")
+    path.write_text(json.dumps(doc, indent=1) + "\n")
 
 
 # ---------------------------------------------------------------- compose the committed figures
