@@ -21,7 +21,8 @@ beside ``--objective classes``, the default) renders N channels of LAYER (the sa
 setting, spread over the layer) and scores them without a class: the unit's own mean activation on the judge's crops
 (render model; relative to the first setting), the plausibility of the crops in the judge's
 feature space (cosine similarity of the judge's pooled features to those of the unit's top natural
-crops: the 8 of 128 photo crops from tests/data that excite the unit most), and the HF share.
+crops: the 8 of 128 photo crops from tests/data that excite the unit most; ``--references DIR``
+takes them from 32 crops of each photo in DIR instead), and the HF share.
 """
 from __future__ import annotations
 
@@ -164,13 +165,15 @@ class Channels:
 
 
 class NaturalCrops:
-    """Crops of the photos in tests/data, and what the render model's units and the judge make of them."""
+    """Crops of the reference photos (tests/data by default), and what the render model's units and the judge
+    make of them."""
 
-    def __init__(self, judge: Judge, model: Any, info: Any, layers: Sequence[str], seed: int = 99) -> None:
+    def __init__(self, judge: Judge, model: Any, info: Any, layers: Sequence[str], seed: int = 99,
+                 photos: Path = PHOTOS) -> None:
         from featviz_cli.images import list_images, load_image
 
         gen = torch.Generator().manual_seed(seed)
-        crops = torch.cat([judge.crops(load_image(p, 256), gen, CROP_SIDE, PHOTO_CROPS) for p in list_images(PHOTOS)])
+        crops = torch.cat([judge.crops(load_image(p, 256), gen, CROP_SIDE, PHOTO_CROPS) for p in list_images(photos)])
         self.features = judge.features(crops)
         self.acts = unit_means(model, info, crops, layers)
 
@@ -234,11 +237,12 @@ def setting_spec(render_model: str, overrides: Sequence[str], seed: int, channel
 
 def run(settings: list[tuple[str, list[str]]], seeds: Sequence[int], render_model: str, judge_name: str,
         out: Path, progress: bool = True, objectives: Sequence[str] = ("classes",),
-        crop_side: tuple[float, float] | None = None) -> dict[str, Any]:
+        crop_side: tuple[float, float] | None = None, references: Path = PHOTOS) -> dict[str, Any]:
     """Render and judge every setting; return the figures (also written under ``out``).
 
     ``objectives``: ``classes`` (the class logits) and/or ``LAYER:N`` (N channels of LAYER), each a table.
     ``crop_side``: judge every setting's crops at these sides, instead of each at its own (``judged_scale``).
+    ``references``: the folder of photos whose crops are the channels' dataset examples.
     """
     from featviz_cli.config import ModelSpec
     from featviz_cli.engine import render
@@ -252,9 +256,10 @@ def run(settings: list[tuple[str, list[str]]], seeds: Sequence[int], render_mode
     class_ids = [info.class_names.index(c) for c in CLASSES] if info.class_names else list(range(len(CLASSES)))
     groups = [None if o == "classes" else parse_channels(o, model) for o in objectives]
     layers = [g.layer for g in groups if g is not None]
-    natural = NaturalCrops(judge, model, info, layers) if layers else None
+    natural = NaturalCrops(judge, model, info, layers, photos=references) if layers else None
     report: dict[str, Any] = {"render_model": render_model, "judge": judge_name, "seeds": list(seeds),
-                              "classes": list(CLASSES), "crops": CROPS, "photos_hf": photo_hf(), "groups": []}
+                              "classes": list(CLASSES), "crops": CROPS, "photos_hf": photo_hf(), "groups": [],
+                              "references": str(references)}
     sheet, labels = [], []
     for group in groups:
         names = list(CLASSES) if group is None else [f"{group.layer}:{u}" for u in group.units]
@@ -361,8 +366,9 @@ def format_table(report: dict[str, Any], group: dict[str, Any] | None = None) ->
     seeds = f"{len(report['seeds'])} seeds, {report['crops']} crops each"
     if group["channels"] is not None:
         ch = group["channels"]
+        refs = report.get("references", str(PHOTOS))
         lines = [f"# {report['render_model']} channels {ch['layer']}:{ch['units']}, judged by {report['judge']}: "
-                 f"{seeds}", "", "| setting | steps | s/image | crops at | unit act | act vs first | plausibility "
+                 f"{seeds}; dataset examples from {refs}", "", "| setting | steps | s/image | crops at | unit act | act vs first | plausibility "
                  "| HF share |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for r in group["settings"]:
             lines.append(f"| {r['setting']} | {r['steps']} | {r['s_per_image']:.2f} | {_side(r)} | {r['act']:.2f} | "
@@ -405,13 +411,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--crop-side", type=float, nargs=2, metavar=("LO", "HI"),
                     help="judge every setting on crops of these sides (fractions of the image side), so that "
                     "settings that optimize different crop scales are compared at one view scale")
+    ap.add_argument("--references", type=Path, default=PHOTOS, metavar="DIR",
+                    help="the photos whose crops are the channels' dataset examples (default: tests/data; "
+                    "'python -m benchmarks.varied_photos DIR' gives seven)")
     args = ap.parse_args(argv)
     if args.crop_side and not 0.05 <= args.crop_side[0] <= args.crop_side[1] <= 1.0:
-        raise SystemExit("Error: --crop-side LO HI needs 0.05 <= LO <= HI <= 1 (fractions of the image side)")
+        print("Error: --crop-side LO HI needs 0.05 <= LO <= HI <= 1 (fractions of the image side)", file=sys.stderr)
+        return 2
+    if any(o != "classes" for o in args.objective or []):
+        from featviz_cli.errors import SpecError
+        from featviz_cli.images import list_images
+
+        try:
+            list_images(args.references, field="--references")
+        except SpecError as e:
+            print(f"Error: {e}", file=sys.stderr)
+            return 2
     torch.set_num_threads(args.threads)
     settings = [(s[0], s[1:]) for s in (args.setting or [["default"]])]
     run(settings, args.seeds, args.render_model, args.judge, args.out, objectives=args.objective or ["classes"],
-        crop_side=tuple(args.crop_side) if args.crop_side else None)
+        crop_side=tuple(args.crop_side) if args.crop_side else None, references=args.references)
     return 0
 
 
