@@ -170,7 +170,7 @@ def test_a_dictionary_sweep_plans_the_rows_as_units(tiny_model, tmp_path: Path) 
     ranged = plan_of(tiny_model, spec_dict(objective={"type": "direction", "layer": "act3", "vector_file": path,
                                                       "units": "1:3"}))
     assert ranged.layers[0].units == (1, 2)
-    with pytest.raises(LayerError, match=rf"^objective\.units: range '0:9' goes past the 5 units of the rows of "):
+    with pytest.raises(LayerError, match=r"^objective\.units: range '0:9' goes past the 5 units of the rows of "):
         plan_of(tiny_model, spec_dict(objective={"type": "direction", "layer": "act3", "vector_file": path,
                                                  "units": "0:9"}))
 
