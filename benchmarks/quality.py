@@ -345,11 +345,12 @@ def class_row(per_seed: list[list[Scores]], n_seeds: int) -> dict[str, Any]:
 
 
 def channel_row(per_seed: list[list[dict[str, float]]]) -> dict[str, Any]:
-    """A channel table row: the means over units and seeds, and the plausibility per unit."""
+    """A channel table row: the means over units and seeds, and the plausibility per unit and per seed."""
     flat = [s for scores in per_seed for s in scores]
     return {k: statistics.mean(s[k] for s in flat) for k in ("act", "plausibility", "hf")} | {
         "plausibility_per_unit": [statistics.mean(per_seed[k][i]["plausibility"] for k in range(len(per_seed)))
-                                  for i in range(len(per_seed[0]))]}
+                                  for i in range(len(per_seed[0]))],
+        "plausibility_by_seed": [statistics.mean(s["plausibility"] for s in scores) for scores in per_seed]}
 
 
 def photo_hf() -> float | None:
@@ -368,11 +369,17 @@ def format_table(report: dict[str, Any], group: dict[str, Any] | None = None) ->
         ch = group["channels"]
         refs = report.get("references", str(PHOTOS))
         lines = [f"# {report['render_model']} channels {ch['layer']}:{ch['units']}, judged by {report['judge']}: "
-                 f"{seeds}; dataset examples from {refs}", "", "| setting | steps | s/image | crops at | unit act | act vs first | plausibility "
-                 "| HF share |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+                 f"{seeds}; dataset examples from {refs}", "", "| setting | steps | s/image | CPU s/image | crops at | unit act | act vs first | "
+                 "plausibility (by seed) | units above the first | HF share |",
+                 "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        first = group["settings"][0]["plausibility_per_unit"]
         for r in group["settings"]:
-            lines.append(f"| {r['setting']} | {r['steps']} | {r['s_per_image']:.2f} | {_side(r)} | {r['act']:.2f} | "
-                         f"{r['act_relative']:.2f} | {r['plausibility']:.3f} | {r['hf']:.3f} |")
+            by_seed = ", ".join(f"{v:.3f}" for v in r.get("plausibility_by_seed", []))
+            above = sum(a > b for a, b in zip(r["plausibility_per_unit"], first))
+            cpu = r.get("cpu_s_per_image", r["s_per_image"])
+            lines.append(f"| {r['setting']} | {r['steps']} | {r['s_per_image']:.2f} | {cpu:.2f} | {_side(r)} | "
+                         f"{r['act']:.2f} | {r['act_relative']:.2f} | {r['plausibility']:.3f}"
+                         f"{f' ({by_seed})' if by_seed else ''} | {above} of {len(first)} | {r['hf']:.3f} |")
         return "\n".join(lines) + "\n"
     lines = [f"# {report['render_model']} renders judged by {report['judge']}: {len(report['classes'])} classes x "
              f"{seeds}",
