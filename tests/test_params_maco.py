@@ -100,7 +100,16 @@ def test_the_example_config_optimizes_crops_of_the_model_s_input_size() -> None:
     crops = [t for t in spec.transforms if t.type == "crops"][0]
     assert (crops.count, crops.box, crops.centres) == (4, [0.35, 0.35], "uniform")
     assert round(spec.param.size * crops.box[0]) == 224  # EfficientNet-Lite0's input: crops are not upsampled
-    assert (spec.optimizer.type, spec.optimizer.lr, spec.steps) == ("nadam", 1.0, 256)
+    assert (spec.optimizer.type, spec.optimizer.lr, spec.steps) == ("nadam", 1.0, 128)
+    assert spec.objective[0].type == "logit"  # the recipe measured on class logits (QUALITY.md)
+
+
+def test_the_channel_config_is_the_recipe_measured_on_conv_head() -> None:
+    spec = load_spec(ROOT / "configs" / "maco_channels.yaml")
+    crops = [t for t in spec.transforms if t.type == "crops"][0]
+    assert (spec.param.type, spec.param.size, crops.count, crops.box) == ("maco", 192, 2, [0.67, 0.67])
+    assert (spec.optimizer.type, spec.optimizer.lr, spec.steps) == ("nadam", 0.5, 128)
+    assert (spec.objective[0].type, spec.objective[0].layer) == ("channel", "_conv_head")
 
 
 # ---------------------------------------------------------------- contrast and colour like the photos'
