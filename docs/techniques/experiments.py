@@ -48,6 +48,10 @@ ACCENT_WEIGHT = 10.0  # too weak with the 1/f^1.5 default: configs/accentuation.
 MACO_BOX = 0.35  # crop side / canvas side: 640 * 0.35 = 224 px, the model's input
 MACO_TRANSFORMS = [{"type": "crops", "count": 4, "box": [MACO_BOX, MACO_BOX], "centres": "uniform"},
                    {"type": "noise", "std": 0.04}]
+HEAD = {"type": "channel", "layer": "_conv_head", "units": [640, 746, 960, 1066]}
+HEAD_BOX = 0.67  # configs/maco_channels.yaml: two crops of two thirds of a 192 px canvas per step
+HEAD_TRANSFORMS = [{"type": "crops", "count": 2, "box": [HEAD_BOX, HEAD_BOX], "centres": "uniform"},
+                   {"type": "noise", "std": 0.04}]
 
 EXPERIMENTS: dict[str, dict[str, Any]] = {
     # Q3: what the decorrelated space does, at equal steps (and the sign step's high frequencies)
@@ -80,6 +84,10 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     "deep_fft": _spec(DEEP, steps=128),
     "deep_maco": _spec(DEEP, param={"type": "maco", "size": 640}, transforms=MACO_TRANSFORMS,
                        optimizer={"type": "nadam", "lr": 1.0}, steps=128, output={"alpha": True}),
+    # ... and on the last layer, with the channel recipe of configs/maco_channels.yaml
+    "head_fft": _spec(HEAD, steps=128),
+    "head_maco": _spec(HEAD, param={"type": "maco", "size": 192}, transforms=HEAD_TRANSFORMS,
+                       optimizer={"type": "nadam", "lr": 0.5}, steps=128, output={"alpha": True}),
     # CPPN
     "cppn": _spec({"type": "channel", "layer": "_blocks.8", "units": [3, 17, 42, 64]},
                   param={"type": "cppn", "size": 128}, optimizer={"type": "adam", "lr": 0.005}, steps=512),

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from experiments import ACCENT_WEIGHT, EXPERIMENTS, HERE, MACO_BOX, photo
+from experiments import ACCENT_WEIGHT, EXPERIMENTS, HEAD_BOX, HERE, MACO_BOX, photo
 
 
 def load_renders(folders: list[Path]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -125,14 +125,14 @@ def compose(renders: list[Path], size: int = 96) -> None:
                                        (("interp_free", "unshared"), ("interp_shared_align01", "shared+align"))]))
         gif = gif_bytes(_small(r["interp_shared_align01"], 72), duration_ms=200, pingpong=False)
         (HERE / "interpolation.gif").write_bytes(gif)
-    if ready("maco", "deep_fft", "deep_maco", "deep_maco_alpha"):
-        canvas = r["deep_maco"]
-        side = int(round(MACO_BOX * canvas.shape[1]))
-        crops = canvas[:, (canvas.shape[1] - side) // 2:][:, :side, (canvas.shape[2] - side) // 2:][:, :, :side]
-        _save("maco", _stack([_row(r["deep_fft"], ["FFT"] + [""] * 3, size),
-                              _row(canvas, ["MACO canvas"] + [""] * 3, size),
-                              _row(crops, ["MACO crop"] + [""] * 3, size),
-                              _row(_on_white(canvas, r["deep_maco_alpha"]), ["MACO + alpha"] + [""] * 3, size)]))
+    for figure, fft, maco, box in (("maco", "deep_fft", "deep_maco", MACO_BOX),
+                                   ("maco_channels", "head_fft", "head_maco", HEAD_BOX)):
+        if ready(figure, fft, maco, f"{maco}_alpha"):
+            canvas = r[maco]
+            _save(figure, _stack([_row(r[fft], ["FFT"] + [""] * 3, size),
+                                  _row(canvas, ["MACO canvas"] + [""] * 3, size),
+                                  _row(_central_crop(canvas, box), ["MACO crop"] + [""] * 3, size),
+                                  _row(_on_white(canvas, r[f"{maco}_alpha"]), ["MACO + alpha"] + [""] * 3, size)]))
     if ready("cppn", "cppn", "cppn_fft"):
         _save("cppn", _stack([_row(r["cppn"], ["CPPN"] + [""] * 3, size),
                               _row(r["cppn_fft"], ["FFT"] + [""] * 3, size)]))
@@ -153,6 +153,13 @@ def compose(renders: list[Path], size: int = 96) -> None:
     if ready("relu_redirect", "relu_off", "relu_on"):
         _save("relu_redirect", _stack([_row(r["relu_off"][:4], ["redirect 0"] + [""] * 3, size),
                                        _row(r["relu_on"][:4], ["redirect 16"] + [""] * 3, size)]))
+
+
+def _central_crop(images: np.ndarray, box: float) -> np.ndarray:
+    """The central square of (N, H, W, 3) images whose side is ``box`` of theirs: what one MACO crop sees."""
+    side = int(round(box * images.shape[1]))
+    top, left = (images.shape[1] - side) // 2, (images.shape[2] - side) // 2
+    return images[:, top:top + side, left:left + side]
 
 
 def _on_white(images: np.ndarray, alpha: np.ndarray) -> np.ndarray:
