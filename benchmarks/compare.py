@@ -270,7 +270,6 @@ def run_floor(job: dict[str, Any]) -> dict[str, Any]:
 
 def _time_floor(job: dict[str, Any], net: Any, x: Any, idx: Any, layer: str, dtype: Any, cl: bool,
                 folded: int) -> dict[str, Any]:
-
     from featviz_cli.runtime import cudnn_autotune
 
     device = x.device

@@ -81,13 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     size = args.size
     try:
-        files = list_images(args.photos)
+        files = list_images(args.photos, field="--photos")  # never empty: it raises instead
     except SpecError as e:
-        files, why = [], str(e).split(": ", 1)[-1]
-    else:
-        why = "no images there; give a folder of photos."
-    if not files:
-        print(f"Error: --photos {why}", file=sys.stderr)
+        print(f"Error: {e}", file=sys.stderr)
         return 2
     photos = torch.stack([load_image(p, size) for p in files])
     st = pixel_stats(photos)
