@@ -23,6 +23,10 @@ setting, spread over the layer) and scores them without a class: the unit's own 
 feature space (cosine similarity of the judge's pooled features to those of the unit's top natural
 crops: the 8 of 128 photo crops from tests/data that excite the unit most; ``--references DIR``
 takes them from 32 crops of each photo in DIR instead), and the HF share.
+
+Every table also gives each setting's difference from the first one, paired by unit (channels) or class,
+with a 95 % bootstrap interval over those units or classes: items differ far more from each other than
+settings do, so a difference of means is only a win where its interval leaves out zero.
 """
 from __future__ import annotations
 
@@ -353,6 +357,35 @@ def channel_row(per_seed: list[list[dict[str, float]]]) -> dict[str, Any]:
         "plausibility_by_seed": [statistics.mean(s["plausibility"] for s in scores) for scores in per_seed]}
 
 
+BOOTSTRAP = 2000  # resamples of the paired interval
+
+
+def paired_interval(first: Sequence[float], other: Sequence[float], level: float = 0.95,
+                    resamples: int = BOOTSTRAP, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of ``other - first`` over paired items (units or classes) and its bootstrap interval.
+
+    Items differ far more from each other than settings do (one unit's plausibility spans 0.15-0.31), so a
+    difference of means is only read against the spread of the paired differences: the interval resamples
+    the items with replacement (seeded, so a report is reproducible) and takes the central ``level`` share.
+    """
+    if len(first) != len(other) or not first:
+        raise ValueError("paired_interval needs two non-empty sequences of the same length")
+    diff = torch.tensor(other, dtype=torch.float64) - torch.tensor(first, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(seed)
+    means = diff[torch.randint(len(diff), (resamples, len(diff)), generator=gen)].mean(1)
+    tail = (1 - level) / 2
+    lo, hi = torch.quantile(means, torch.tensor([tail, 1 - tail], dtype=torch.float64)).tolist()
+    return float(diff.mean()), lo, hi
+
+
+def _interval(first: Sequence[float], other: Sequence[float], is_first: bool) -> str:
+    """``+0.004 [-0.003, +0.011]``: a paired difference and its 95 % interval, for the tables."""
+    if is_first:
+        return "(reference)"
+    mean, lo, hi = paired_interval(first, other)
+    return f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+
+
 def photo_hf() -> float | None:
     """The mean high-frequency share of the photos in tests/data (the reference for natural images)."""
     from featviz_cli.images import list_images, load_image
@@ -370,28 +403,32 @@ def format_table(report: dict[str, Any], group: dict[str, Any] | None = None) ->
         refs = report.get("references", str(PHOTOS))
         lines = [f"# {report['render_model']} channels {ch['layer']}:{ch['units']}, judged by {report['judge']}: "
                  f"{seeds}; dataset examples from {refs}", "", "| setting | steps | s/image | CPU s/image | crops at | unit act | act vs first | "
-                 "plausibility (by seed) | units above the first | HF share |",
-                 "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                 "plausibility (by seed) | vs first, 95 % CI over units | units above the first | HF share |",
+                 "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         first = group["settings"][0]["plausibility_per_unit"]
-        for r in group["settings"]:
+        for j, r in enumerate(group["settings"]):
             by_seed = ", ".join(f"{v:.3f}" for v in r.get("plausibility_by_seed", []))
             above = sum(a > b for a, b in zip(r["plausibility_per_unit"], first))
             cpu = r.get("cpu_s_per_image", r["s_per_image"])
             lines.append(f"| {r['setting']} | {r['steps']} | {r['s_per_image']:.2f} | {cpu:.2f} | {_side(r)} | "
                          f"{r['act']:.2f} | {r['act_relative']:.2f} | {r['plausibility']:.3f}"
-                         f"{f' ({by_seed})' if by_seed else ''} | {above} of {len(first)} | {r['hf']:.3f} |")
+                         f"{f' ({by_seed})' if by_seed else ''} | {_interval(first, r['plausibility_per_unit'], j == 0)} | "
+                         f"{above} of {len(first)} | {r['hf']:.3f} |")
         return "\n".join(lines) + "\n"
     lines = [f"# {report['render_model']} renders judged by {report['judge']}: {len(report['classes'])} classes x "
              f"{seeds}",
              "", "| setting | steps | s/image | CPU s/image | top-1 | p(class) | crop top-1 | crop p | HF share | "
-             "crop top-1 per 10 CPU s | crops at |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in group["settings"]:
+             "crop top-1 vs first, 95 % CI over classes | crop top-1 per 10 CPU s | crops at |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    first = list(group["settings"][0]["per_class_crop_top1"].values())
+    for j, r in enumerate(group["settings"]):
         cpu = r.get("cpu_s_per_image", r["s_per_image"])
         per_10s = r["crop_top1"] / cpu * 10 if cpu > 0 else math.nan
         spread = max(r["crop_top1_by_seed"]) - min(r["crop_top1_by_seed"])
         lines.append(f"| {r['setting']} | {r['steps']} | {r['s_per_image']:.2f} | {cpu:.2f} | {r['top1']:.2f} | "
                      f"{r['p']:.3f} | "
-                     f"{r['crop_top1']:.2f} (±{spread / 2:.2f}) | {r['crop_p']:.3f} | {r['hf']:.3f} | {per_10s:.2f} "
+                     f"{r['crop_top1']:.2f} (±{spread / 2:.2f}) | {r['crop_p']:.3f} | {r['hf']:.3f} | "
+                     f"{_interval(first, list(r['per_class_crop_top1'].values()), j == 0)} | {per_10s:.2f} "
                      f"| {_side(r)} |")
     if report.get("photos_hf") is not None:
         lines += ["", f"Photos (tests/data): HF share {report['photos_hf']:.3f}."]
