@@ -215,14 +215,18 @@ def score_channels(judge: Judge, natural: NaturalCrops, model: Any, info: Any, i
 
 def parse_channels(text: str, model: Any) -> Channels:
     """``LAYER:N``: N units of LAYER, evenly spread over its channels (the same for every run)."""
+    from featviz_cli.errors import SpecError
     from featviz_cli.hooks import list_layers
 
     layer, _, count = text.rpartition(":")
     shapes = {l.name: l.shape for l in list_layers(model, torch.zeros(1, 3, 224, 224))}
     if layer not in shapes or not count.isdigit():
-        raise SystemExit(f"--channels {text!r}: give LAYER:N with a layer of the render model")
+        raise SpecError("--objective", f"{text!r}: give 'classes' or LAYER:N with a layer of the render model "
+                                       "('featviz layers' lists them).")
     n = int(count)
     width = shapes[layer][0]  # type: ignore[index]
+    if not 1 <= n <= width:
+        raise SpecError("--objective", f"{text!r}: N must be between 1 and the layer's {width} channels.")
     return Channels(layer, [int(k * width / n) for k in range(n)])
 
 
@@ -250,11 +254,19 @@ def run(settings: list[tuple[str, list[str]]], seeds: Sequence[int], render_mode
     """
     from featviz_cli.config import ModelSpec
     from featviz_cli.engine import render
+    from featviz_cli.errors import SpecError
     from featviz_cli.models import load_model
-    from featviz_cli.outputs import atomic_write_bytes, atomic_write_json, make_grid, png_bytes, to_uint8
+    from featviz_cli.outputs import (
+        atomic_write_bytes,
+        atomic_write_json,
+        make_grid,
+        png_bytes,
+        to_uint8,
+    )
 
     if judge_name == render_model:
-        raise SystemExit("the judge must be another network than the one that renders")
+        raise SpecError("--judge", "must be another network than --render-model (a network never judges its own "
+                                   "renders).")
     judge = Judge(judge_name)
     model, info = load_model(ModelSpec(name=render_model))
     class_ids = [info.class_names.index(c) for c in CLASSES] if info.class_names else list(range(len(CLASSES)))
@@ -471,10 +483,16 @@ def main(argv: list[str] | None = None) -> int:
         except SpecError as e:
             print(f"Error: {e}", file=sys.stderr)
             return 2
+    from featviz_cli.errors import FeatvizError
+
     torch.set_num_threads(args.threads)
     settings = [(s[0], s[1:]) for s in (args.setting or [["default"]])]
-    run(settings, args.seeds, args.render_model, args.judge, args.out, objectives=args.objective or ["classes"],
-        crop_side=tuple(args.crop_side) if args.crop_side else None, references=args.references)
+    try:
+        run(settings, args.seeds, args.render_model, args.judge, args.out, objectives=args.objective or ["classes"],
+            crop_side=tuple(args.crop_side) if args.crop_side else None, references=args.references)
+    except FeatvizError as e:  # the report is written only at the end: nothing half-written
+        print(f"Error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

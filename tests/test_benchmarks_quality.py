@@ -6,8 +6,16 @@ import random
 import statistics
 
 import pytest
+import torch
 
-from benchmarks.quality import CLASSES, channel_row, format_table, paired_interval
+from benchmarks.quality import (
+    CLASSES,
+    Channels,
+    channel_row,
+    format_table,
+    paired_interval,
+    parse_channels,
+)
 
 
 def test_planted_shift_excludes_zero_with_the_normal_theory_width() -> None:
@@ -85,3 +93,13 @@ def test_class_table_prints_the_interval_over_classes() -> None:
     assert "| (reference) |" in lines[4]
     assert "| +0.100 [+0.100, +0.100] |" in lines[5]
     assert all(line.count("|") == lines[2].count("|") for line in lines[2:6])
+
+
+def test_channels_spread_over_the_layer_and_bad_counts_name_the_flag() -> None:
+    from featviz_cli.errors import SpecError
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU()).eval()
+    assert parse_channels("0:4", model) == Channels("0", [0, 2, 4, 6])
+    for bad in ("0:0", "0:9", "nope:2", "0:x"):
+        with pytest.raises(SpecError, match="--objective"):
+            parse_channels(bad, model)
