@@ -256,13 +256,7 @@ def run(settings: list[tuple[str, list[str]]], seeds: Sequence[int], render_mode
     from featviz_cli.engine import render
     from featviz_cli.errors import SpecError
     from featviz_cli.models import load_model
-    from featviz_cli.outputs import (
-        atomic_write_bytes,
-        atomic_write_json,
-        make_grid,
-        png_bytes,
-        to_uint8,
-    )
+    from featviz_cli.outputs import atomic_write_bytes, atomic_write_json, make_grid, png_bytes, to_uint8
 
     if judge_name == render_model:
         raise SpecError("--judge", "must be another network than --render-model (a network never judges its own "
@@ -474,20 +468,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.crop_side and not 0.05 <= args.crop_side[0] <= args.crop_side[1] <= 1.0:
         print("Error: --crop-side LO HI needs 0.05 <= LO <= HI <= 1 (fractions of the image side)", file=sys.stderr)
         return 2
-    if any(o != "classes" for o in args.objective or []):
-        from featviz_cli.errors import SpecError
-        from featviz_cli.images import list_images
-
-        try:
-            list_images(args.references, field="--references")
-        except SpecError as e:
-            print(f"Error: {e}", file=sys.stderr)
-            return 2
     from featviz_cli.errors import FeatvizError
+    from featviz_cli.images import list_images
 
     torch.set_num_threads(args.threads)
     settings = [(s[0], s[1:]) for s in (args.setting or [["default"]])]
     try:
+        if any(o != "classes" for o in args.objective or []):
+            list_images(args.references, field="--references")  # before loading the models: fail fast
         run(settings, args.seeds, args.render_model, args.judge, args.out, objectives=args.objective or ["classes"],
             crop_side=tuple(args.crop_side) if args.crop_side else None, references=args.references)
     except FeatvizError as e:  # the report is written only at the end: nothing half-written
