@@ -465,15 +465,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="the photos whose crops are the channels' dataset examples (default: tests/data; "
                     "'python -m benchmarks.varied_photos DIR' gives seven)")
     args = ap.parse_args(argv)
-    if args.crop_side and not 0.05 <= args.crop_side[0] <= args.crop_side[1] <= 1.0:
-        print("Error: --crop-side LO HI needs 0.05 <= LO <= HI <= 1 (fractions of the image side)", file=sys.stderr)
-        return 2
-    from featviz_cli.errors import FeatvizError
+    from featviz_cli.errors import FeatvizError, SpecError
     from featviz_cli.images import list_images
 
     torch.set_num_threads(args.threads)
     settings = [(s[0], s[1:]) for s in (args.setting or [["default"]])]
     try:
+        if args.crop_side and not 0.05 <= args.crop_side[0] <= args.crop_side[1] <= 1.0:
+            raise SpecError("--crop-side", "LO HI needs 0.05 <= LO <= HI <= 1 (fractions of the image side).")
         if any(o != "classes" for o in args.objective or []):
             list_images(args.references, field="--references")  # before loading the models: fail fast
         run(settings, args.seeds, args.render_model, args.judge, args.out, objectives=args.objective or ["classes"],

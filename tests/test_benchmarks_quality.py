@@ -103,3 +103,13 @@ def test_channels_spread_over_the_layer_and_bad_counts_name_the_flag() -> None:
     for bad in ("0:0", "0:9", "nope:2", "0:x"):
         with pytest.raises(SpecError, match="--objective"):
             parse_channels(bad, model)
+
+
+def test_a_bad_crop_side_is_one_error_line_before_anything_is_loaded(tmp_path, capsys) -> None:
+    from benchmarks.quality import main
+
+    out = tmp_path / "q"
+    assert main(["--crop-side", "0.9", "0.2", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["Error: --crop-side: LO HI needs 0.05 <= LO <= HI <= 1 (fractions of the image side)."]
+    assert not out.exists()
