@@ -426,7 +426,8 @@ def format_table(report: dict[str, Any], group: dict[str, Any] | None = None) ->
              "", "| setting | steps | s/image | CPU s/image | top-1 | p(class) | crop top-1 | crop p | HF share | "
              "crop top-1 vs first, 95 % CI over classes | crop top-1 per 10 CPU s | crops at |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    first = list(group["settings"][0]["per_class_crop_top1"].values())
+    classes = list(group["settings"][0]["per_class_crop_top1"])
+    first = [group["settings"][0]["per_class_crop_top1"][c] for c in classes]
     for j, r in enumerate(group["settings"]):
         cpu = r.get("cpu_s_per_image", r["s_per_image"])
         per_10s = r["crop_top1"] / cpu * 10 if cpu > 0 else math.nan
@@ -434,7 +435,7 @@ def format_table(report: dict[str, Any], group: dict[str, Any] | None = None) ->
         lines.append(f"| {r['setting']} | {r['steps']} | {r['s_per_image']:.2f} | {cpu:.2f} | {r['top1']:.2f} | "
                      f"{r['p']:.3f} | "
                      f"{r['crop_top1']:.2f} (±{spread / 2:.2f}) | {r['crop_p']:.3f} | {r['hf']:.3f} | "
-                     f"{_interval(first, list(r['per_class_crop_top1'].values()), j == 0)} | {per_10s:.2f} "
+                     f"{_interval(first, [r['per_class_crop_top1'][c] for c in classes], j == 0)} | {per_10s:.2f} "
                      f"| {_side(r)} |")
     if report.get("photos_hf") is not None:
         lines += ["", f"Photos (tests/data): HF share {report['photos_hf']:.3f}."]

@@ -93,6 +93,11 @@ def test_class_table_prints_the_interval_over_classes() -> None:
     assert "| (reference) |" in lines[4]
     assert "| +0.100 [+0.100, +0.100] |" in lines[5]
     assert all(line.count("|") == lines[2].count("|") for line in lines[2:6])
+    # paired by class name, not by the order a report happens to list them in
+    shuffled = row("maco", 0.1)
+    shuffled["per_class_crop_top1"] = dict(reversed(list(shuffled["per_class_crop_top1"].items())))
+    lines = format_table(report, {"channels": None, "settings": [row("fft", 0), shuffled]}).splitlines()
+    assert "| +0.100 [+0.100, +0.100] |" in lines[5]
 
 
 def test_channels_spread_over_the_layer_and_bad_counts_name_the_flag() -> None:
